@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * driftlab command line. One file per command under commands/; each exports a yargs module.
+ * Errors meant for users (DriftlabError) print one line and exit non-zero; anything else also
+ * prints one line, plus the stack when DRIFTLAB_DEBUG=1.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { BACKEND_CHOICES } from './backend.js';
+import { DriftlabError } from './util/errors.js';
+import { trainCommand } from './commands/train.js';
+import { sampleCommand } from './commands/sample.js';
+import { scheduleCommand } from './commands/schedule.js';
+import { infoCommand } from './commands/info.js';
+import { quickstartCommand } from './commands/quickstart.js';
+
+export function fail(e: unknown): never {
+  const debug = process.env.DRIFTLAB_DEBUG === '1';
+  if (e instanceof DriftlabError) {
+    process.stderr.write(`driftlab: error: ${e.message}\n`);
+    if (debug) process.stderr.write(`${e.stack}\n`);
+    process.exit(e.exitCode);
+  }
+  const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+  process.stderr.write(`driftlab: internal error: ${msg} (set DRIFTLAB_DEBUG=1 for the stack trace)\n`);
+  if (debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
+}
+
+async function main() {
+  await yargs(hideBin(process.argv))
+    .scriptName('driftlab')
+    .usage('driftlab <command> [options]\n\nDiffusion models and autoregressive video diffusion with online drift correction, on a laptop CPU.')
+    .option('backend', { choices: BACKEND_CHOICES, default: 'auto', describe: 'tensor backend (auto: tfjs-node-gpu > tfjs-node > wasm > cpu)', global: true })
+    .option('seed', { type: 'number', default: 0, describe: 'random seed: same seed, same backend, same bytes', global: true })
+    .command(quickstartCommand)
+    .command(trainCommand)
+    .command(sampleCommand)
+    .command(scheduleCommand)
+    .command(infoCommand)
+    .demandCommand(1, 'name a command; see driftlab --help')
+    .strict()
+    .recommendCommands()
+    .fail((msg, err) => {
+      if (err) fail(err);
+      process.stderr.write(`driftlab: error: ${msg}\n`);
+      process.exit(2);
+    })
+    .help()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .parseAsync();
+}
+
+main().catch(fail);

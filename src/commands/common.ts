@@ -1,0 +1,31 @@
+/** Helpers shared by commands: argument checks and output folders. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DriftlabError } from '../util/errors.js';
+
+export function positiveInt(name: string, v: unknown): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new DriftlabError(`--${name} must be a positive integer, got ${v}`);
+  return n;
+}
+
+export function nonNegative(name: string, v: unknown): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new DriftlabError(`--${name} must be a non-negative number, got ${v}`);
+  return n;
+}
+
+/** A run id that sorts by time: 20261127-173205-s0 */
+export function runId(seed: number): string {
+  const d = new Date();
+  const p = (x: number) => String(x).padStart(2, '0');
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}-s${seed}`;
+}
+
+/** Refuse to write over an existing file unless asked. */
+export function checkWritable(file: string | undefined, overwrite: boolean): void {
+  if (!file) return;
+  if (fs.existsSync(file) && !overwrite) throw new DriftlabError(`${file} already exists; pass --overwrite or choose another path`);
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new DriftlabError(`folder ${dir} does not exist; create it first`);
+}

@@ -1,0 +1,59 @@
+/**
+ * U-Net configuration in the spirit of diffusers' UNet2DModel config.json, plus presets.
+ * Field names are camelCase here; config.json stores them as written.
+ */
+import { DriftlabError } from '../util/errors.js';
+
+export interface UNetConfig {
+  sampleSize: number;
+  inChannels: number;
+  outChannels: number;
+  /** channels per resolution level; level i runs at sampleSize / 2^i */
+  blockOutChannels: number[];
+  /** ResBlocks per level on the way down (and up) */
+  layersPerBlock: number;
+  /** self-attention after each ResBlock of level i */
+  attention: boolean[];
+  /** self-attention between the two middle ResBlocks */
+  midAttention: boolean;
+  attentionHeads: number;
+  normGroups: number;
+  normEps: number;
+  /** width of the sinusoidal timestep features */
+  timeEmbedDim: number;
+  /** width of the time-embedding MLP (and of the class embedding) */
+  timeEmbedHidden: number;
+  /** number of classes for conditioning; 0 = unconditional. Index numClasses is the null class. */
+  numClasses: number;
+}
+
+/** The reference network of shared/bench/UNET_SPEC.md (unconditional). */
+export const SPEC_UNET: UNetConfig = {
+  sampleSize: 28, inChannels: 1, outChannels: 1,
+  blockOutChannels: [32, 64, 64], layersPerBlock: 1, attention: [false, false, true], midAttention: true,
+  attentionHeads: 1, normGroups: 8, normEps: 1e-5, timeEmbedDim: 32, timeEmbedHidden: 128, numClasses: 0,
+};
+
+export function validateUNetConfig(c: UNetConfig): void {
+  const bad = (m: string) => { throw new DriftlabError(`invalid model config: ${m}`); };
+  const L = c.blockOutChannels?.length ?? 0;
+  if (L < 1) bad('blockOutChannels must list at least one level');
+  if (!Array.isArray(c.attention) || c.attention.length !== L) bad(`attention must have one flag per level (${L})`);
+  if (!(c.layersPerBlock >= 1)) bad('layersPerBlock must be >= 1');
+  if (c.sampleSize % 2 ** (L - 1) !== 0 && c.sampleSize % 2 ** (L - 1) !== 0) {
+    // odd sizes are allowed by the stride-2 convs (28 -> 14 -> 7), but the decoder must map back:
+  }
+  let s = c.sampleSize;
+  for (let i = 0; i < L - 1; i++) {
+    if (s % 2 !== 0) bad(`sampleSize ${c.sampleSize} cannot be halved ${L - 1} times (level ${i} has odd size ${s})`);
+    s /= 2;
+  }
+  for (const ch of [...c.blockOutChannels]) {
+    if (ch % c.normGroups !== 0) bad(`channels ${ch} not divisible by normGroups ${c.normGroups}`);
+  }
+  for (let i = 0; i < L; i++) {
+    if (c.attention[i] && c.blockOutChannels[i] % c.attentionHeads !== 0) bad(`channels ${c.blockOutChannels[i]} not divisible by attentionHeads ${c.attentionHeads}`);
+  }
+  if (c.timeEmbedDim % 2 !== 0) bad('timeEmbedDim must be even');
+  if (!(c.numClasses >= 0)) bad('numClasses must be >= 0');
+}

@@ -1,0 +1,156 @@
+/**
+ * Samplers as short functions with a per-step callback (k-diffusion style).
+ *
+ * A Denoiser maps (x_t [B,H,W,C], timestep t, labels) to the raw network output; the prediction
+ * type says whether that is epsilon, v or x0. Noise is drawn by driftlab's Rng on the host, so
+ * the same seed gives the same samples on every backend and engine.
+ *
+ * DDPM (Ho et al. 2020, eq. 7), with a strided subset of timesteps as in diffusers:
+ *   abar_prev = abar[t_prev] (1 at the end), beta' = 1 - abar_t / abar_prev
+ *   mean = sqrt(abar_prev) beta' / (1 - abar_t) x0 + sqrt(1 - beta') (1 - abar_prev) / (1 - abar_t) x_t
+ *   var  = (1 - abar_prev) / (1 - abar_t) beta'   (fixed_small)   or   beta'   (fixed_large)
+ * DDIM (Song et al. 2021, eq. 12):
+ *   sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)
+ *   x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps + sigma z
+ */
+import * as tf from '@tensorflow/tfjs';
+import { DriftlabError } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import { Prediction } from './objective.js';
+import { Schedule } from './schedule.js';
+
+export type Denoiser = (x: tf.Tensor4D, t: number, labels?: Int32Array) => tf.Tensor4D;
+export type SamplerName = 'ddpm' | 'ddim';
+export const SAMPLERS: SamplerName[] = ['ddpm', 'ddim'];
+export type Spacing = 'leading' | 'trailing';
+export type VarianceType = 'fixed_small' | 'fixed_large';
+
+export interface StepInfo {
+  /** index of this step, 0-based */
+  i: number;
+  /** number of steps */
+  n: number;
+  t: number;
+  /** x_t before this step */
+  x: tf.Tensor4D;
+  predX0: tf.Tensor4D;
+}
+
+export interface SampleOptions {
+  sampler: SamplerName;
+  steps: number;
+  /** DDIM eta (0 = deterministic) */
+  eta?: number;
+  /** classifier-free guidance scale w: out = out_null + w (out_cond - out_null); 1 = no guidance */
+  guidance?: number;
+  /** class labels [B] for conditional models */
+  labels?: Int32Array;
+  /** null-class index (= numClasses) used for guidance */
+  nullLabel?: number;
+  clipX0?: boolean;
+  variance?: VarianceType;
+  spacing?: Spacing;
+  rng: Rng;
+  /** called before each step; tensors are valid only during the call */
+  callback?: (info: StepInfo) => void;
+}
+
+/** Timesteps to visit, from noisiest to cleanest. */
+export function samplingTimesteps(T: number, steps: number, spacing: Spacing = 'trailing'): number[] {
+  if (!Number.isInteger(steps) || steps < 1) throw new DriftlabError(`--steps must be a positive integer, got ${steps}`);
+  if (steps > T) throw new DriftlabError(`--steps ${steps} exceeds the ${T} diffusion timesteps of this model`);
+  const ts: number[] = [];
+  if (spacing === 'leading') {
+    const ratio = Math.floor(T / steps);
+    for (let i = steps - 1; i >= 0; i--) ts.push(i * ratio);
+  } else {
+    for (let i = 0; i < steps; i++) ts.push(Math.round(T - (i * T) / steps) - 1);
+  }
+  return ts;
+}
+
+/** (x0, eps) estimates from a network output at timestep t. */
+export function predictX0Eps(pred: Prediction, out: tf.Tensor4D, x: tf.Tensor4D, abar: number): { x0: tf.Tensor4D; eps: tf.Tensor4D } {
+  const a = Math.sqrt(abar), c = Math.sqrt(1 - abar);
+  if (pred === 'epsilon') return { eps: out, x0: tf.div(tf.sub(x, tf.mul(out, c)), a) };
+  if (pred === 'x0') return { x0: out, eps: tf.div(tf.sub(x, tf.mul(out, a)), c) };
+  return { x0: tf.sub(tf.mul(x, a), tf.mul(out, c)), eps: tf.add(tf.mul(x, c), tf.mul(out, a)) };
+}
+
+/** One DDPM ancestral step t -> tPrev (tPrev = -1 at the end). noise: [B,H,W,C] or null at the end. */
+export function ddpmStep(
+  s: Schedule, pred: Prediction, out: tf.Tensor4D, x: tf.Tensor4D, t: number, tPrev: number,
+  noise: tf.Tensor4D | null, opts: { clipX0?: boolean; variance?: VarianceType } = {},
+): { prev: tf.Tensor4D; predX0: tf.Tensor4D } {
+  const abar = s.alphasCumprod[t];
+  const abarPrev = tPrev >= 0 ? s.alphasCumprod[tPrev] : 1;
+  const betaP = 1 - abar / abarPrev;
+  let { x0 } = predictX0Eps(pred, out, x, abar);
+  if (opts.clipX0) x0 = tf.clipByValue(x0, -1, 1);
+  const c0 = (Math.sqrt(abarPrev) * betaP) / (1 - abar);
+  const ct = (Math.sqrt(1 - betaP) * (1 - abarPrev)) / (1 - abar);
+  let prev = tf.add(tf.mul(x0, c0), tf.mul(x, ct)) as tf.Tensor4D;
+  if (tPrev >= 0 && noise) {
+    const variance = opts.variance === 'fixed_large' ? betaP : Math.max(((1 - abarPrev) / (1 - abar)) * betaP, 1e-20);
+    prev = tf.add(prev, tf.mul(noise, Math.sqrt(variance)));
+  }
+  return { prev, predX0: x0 };
+}
+
+/** One DDIM step t -> tPrev. noise may be null when eta = 0. */
+export function ddimStep(
+  s: Schedule, pred: Prediction, out: tf.Tensor4D, x: tf.Tensor4D, t: number, tPrev: number,
+  eta: number, noise: tf.Tensor4D | null, opts: { clipX0?: boolean } = {},
+): { prev: tf.Tensor4D; predX0: tf.Tensor4D } {
+  const abar = s.alphasCumprod[t];
+  const abarPrev = tPrev >= 0 ? s.alphasCumprod[tPrev] : 1;
+  let { x0, eps } = predictX0Eps(pred, out, x, abar);
+  if (opts.clipX0) {
+    x0 = tf.clipByValue(x0, -1, 1);
+    eps = tf.div(tf.sub(x, tf.mul(x0, Math.sqrt(abar))), Math.sqrt(1 - abar)); // eps consistent with the clipped x0
+  }
+  const sigma = eta * Math.sqrt((1 - abarPrev) / (1 - abar)) * Math.sqrt(1 - abar / abarPrev);
+  const dirCoef = Math.sqrt(Math.max(1 - abarPrev - sigma * sigma, 0));
+  let prev = tf.add(tf.mul(x0, Math.sqrt(abarPrev)), tf.mul(eps, dirCoef)) as tf.Tensor4D;
+  if (sigma > 0 && noise) prev = tf.add(prev, tf.mul(noise, sigma));
+  return { prev, predX0: x0 };
+}
+
+/** Network output with classifier-free guidance (batch doubled: conditional + null labels). */
+export function guidedOutput(net: Denoiser, x: tf.Tensor4D, t: number, labels: Int32Array | undefined, w: number, nullLabel: number): tf.Tensor4D {
+  if (!labels || w === 1) return net(x, t, labels);
+  const B = x.shape[0];
+  const lab = new Int32Array(2 * B);
+  lab.set(labels);
+  lab.fill(nullLabel, B);
+  const both = net(tf.concat([x, x], 0) as tf.Tensor4D, t, lab);
+  const [cond, uncond] = tf.split(both, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
+  return tf.add(uncond, tf.mul(tf.sub(cond, uncond), w));
+}
+
+/** Run a full reverse chain from pure noise. Returns x_0 estimates in model space ([-1,1]). */
+export function sample(net: Denoiser, s: Schedule, pred: Prediction, shape: [number, number, number, number], o: SampleOptions): tf.Tensor4D {
+  if (!SAMPLERS.includes(o.sampler)) throw new DriftlabError(`unknown sampler '${o.sampler}'; choose ddpm or ddim`);
+  const ts = samplingTimesteps(s.T, o.steps, o.spacing ?? (o.steps === s.T ? 'leading' : 'trailing'));
+  const size = shape.reduce((a, b) => a * b, 1);
+  const eta = o.eta ?? 0;
+  const w = o.guidance ?? 1;
+  let x = tf.tensor4d(o.rng.normals(size), shape);
+  for (let i = 0; i < ts.length; i++) {
+    const t = ts[i], tPrev = i + 1 < ts.length ? ts[i + 1] : -1;
+    const needNoise = tPrev >= 0 && (o.sampler === 'ddpm' || eta > 0);
+    const noiseData = needNoise ? o.rng.normals(size) : null;
+    const next = tf.tidy(() => {
+      const out = guidedOutput(net, x, t, o.labels, w, o.nullLabel ?? 0);
+      const noise = noiseData ? tf.tensor4d(noiseData, shape) : null;
+      const r = o.sampler === 'ddpm'
+        ? ddpmStep(s, pred, out, x, t, tPrev, noise, { clipX0: o.clipX0, variance: o.variance })
+        : ddimStep(s, pred, out, x, t, tPrev, eta, noise, { clipX0: o.clipX0 });
+      o.callback?.({ i, n: ts.length, t, x, predX0: r.predX0 });
+      return r.prev;
+    });
+    x.dispose();
+    x = next;
+  }
+  return x;
+}
