@@ -4,7 +4,8 @@
  *
  *   config.json        {format, model, schedule, objective, training}
  *   model.safetensors  raw weights, tfjs layouts: conv [KH,KW,Cin,Cout], linear [in,out]
- *   ema.safetensors    EMA weights, same names and layouts (what sampling uses by default)
+ *   ema.safetensors    EMA weights, same names and layouts (what sampling uses by default);
+ *                      shipped checkpoints carry only this file (and config.json)
  *   optimizer.safetensors  AdamW moments "m.<name>", "v.<name>" (absent in shipped checkpoints)
  *   train-state.json   step, AdamW step count, RNG and data-iterator states
  *
@@ -144,12 +145,21 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
     const file = path.join(d, name);
     return { file, tensors: decodeSafetensors(await readFileChecked(file, 'checkpoint weights'), file).tensors };
   };
-  const m = await readTensors('model.safetensors');
-  const out: CheckpointData = { config, params: fromTensors(layout, m.tensors, m.file) };
-  if (opts.ema !== false && fs.existsSync(path.join(d, 'ema.safetensors'))) {
+  const hasModel = fs.existsSync(path.join(d, 'model.safetensors'));
+  const hasEma = fs.existsSync(path.join(d, 'ema.safetensors'));
+  if (!hasModel && !hasEma) throw new DriftlabError(`${d} has neither model.safetensors nor ema.safetensors; the checkpoint is incomplete`);
+  let ema: Float32Array | undefined;
+  if (hasEma && (opts.ema !== false || !hasModel)) {
     const e = await readTensors('ema.safetensors');
-    out.ema = fromTensors(layout, e.tensors, e.file);
+    ema = fromTensors(layout, e.tensors, e.file);
   }
+  // Shipped checkpoints carry only the EMA weights; they then stand in for the raw ones.
+  let params = ema!;
+  if (hasModel) {
+    const m = await readTensors('model.safetensors');
+    params = fromTensors(layout, m.tensors, m.file);
+  }
+  const out: CheckpointData = { config, params, ema: opts.ema === false ? undefined : ema };
   if (opts.optimizer && fs.existsSync(path.join(d, 'optimizer.safetensors'))) {
     const o = await readTensors('optimizer.safetensors');
     out.optimizer = { m: fromTensors(layout, o.tensors, o.file, 'm.'), v: fromTensors(layout, o.tensors, o.file, 'v.') };

@@ -1,0 +1,104 @@
+/**
+ * npm run bench: throughput of the reference network (shared/bench/UNET_SPEC.md) at batch 64.
+ *
+ *   train img/s = 64 / seconds per full training step (forward, backward, clip, AdamW, EMA)
+ *   fwd img/s   = 64 / seconds per no-grad forward
+ * Median of --iters timed iterations after --warmup. Rows: in-process (1 thread) and the
+ * data-parallel trainer with --workers threads. Prints a table and writes JSON (--out).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, BackendName } from '../src/backend.js';
+import { SPEC_UNET } from '../src/diffusion/config.js';
+import { TrainBatch, lossAndGrad } from '../src/diffusion/grad.js';
+import { UNetModel } from '../src/diffusion/model.js';
+import { DEFAULT_OBJECTIVE } from '../src/diffusion/objective.js';
+import { AdamW, clipGradNorm, emaDecay, emaUpdate } from '../src/diffusion/optim.js';
+import { DEFAULT_SCHEDULE, makeSchedule } from '../src/diffusion/schedule.js';
+import { GradWorkerPool } from '../src/diffusion/workers.js';
+import { Rng } from '../src/util/rng.js';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
+}
+
+const median = (v: number[]) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+async function timeIt(label: string, warmup: number, iters: number, fn: () => Promise<void> | void): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const ms: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  process.stderr.write(`  ${label}: median ${median(ms).toFixed(0)} ms over ${iters}\n`);
+  return ms;
+}
+
+async function main() {
+  const backend = arg('backend', 'auto') as BackendName;
+  const iters = Number(arg('iters', '10'));
+  const warmup = Number(arg('warmup', '3'));
+  const workers = Number(arg('workers', String(os.availableParallelism())));
+  const only = arg('only', 'all');
+  const B = 64;
+  const info = await initBackend(backend);
+  const schedule = makeSchedule(DEFAULT_SCHEDULE);
+  const model = new UNetModel(SPEC_UNET, 0);
+  const rng = new Rng(0);
+  const D = 28 * 28;
+  const batch: TrainBatch = { x0: rng.normals(B * D), eps: rng.normals(B * D), t: Int32Array.from({ length: B }, () => rng.int(1000)) };
+  const rows: Record<string, unknown>[] = [];
+  const size = model.layout.size;
+  const params = model.getFlat();
+  const ema = params.slice();
+  const grad = new Float32Array(size);
+  const adam = new AdamW(size);
+  const update = () => {
+    clipGradNorm(grad, 1.0);
+    adam.step(params, grad);
+    emaUpdate(ema, params, emaDecay(0.9995, adam.t - 1));
+  };
+  if (only === 'all' || only === 'fwd') {
+    const x = tf.tensor4d(batch.x0, [B, 28, 28, 1]);
+    const t = tf.tensor1d(Float32Array.from(batch.t));
+    const ms = await timeIt('forward, batch 64, 1 thread', warmup, iters, () => { tf.tidy(() => model.forward(x, t).dataSync()); });
+    rows.push({ what: 'forward', threads: 1, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
+    x.dispose(); t.dispose();
+  }
+  if (only === 'all' || only === 'train') {
+    const ms = await timeIt('train step, batch 64, in-process', warmup, iters, () => {
+      grad.fill(0);
+      lossAndGrad(model, schedule, DEFAULT_OBJECTIVE, batch, 1, grad);
+      update();
+      model.setFlat(params);
+    });
+    rows.push({ what: 'train', threads: 1, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
+    if (workers > 1) {
+      const pool = await GradWorkerPool.create(workers, { backend, model: SPEC_UNET, schedule: DEFAULT_SCHEDULE, objective: DEFAULT_OBJECTIVE, size });
+      const msw = await timeIt(`train step, batch 64, ${workers} workers`, warmup, iters, async () => {
+        await pool.lossAndGrad(params, batch, grad);
+        update();
+      });
+      rows.push({ what: 'train', threads: workers, imgPerSec: (B * 1000) / median(msw), msMedian: median(msw) });
+      await pool.close();
+    }
+  }
+  const result = {
+    spec: 'shared/bench/UNET_SPEC.md', batch: B, params: model.numParams, backend: info.line, cpus: os.cpus()[0]?.model, cores: os.availableParallelism(),
+    node: process.version, date: new Date().toISOString(), command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(), iters, warmup, rows,
+  };
+  process.stdout.write(`\nreference U-Net (${model.numParams.toLocaleString('en-US')} params), batch ${B}, ${info.line}\n`);
+  for (const r of rows) process.stdout.write(`  ${String(r.what).padEnd(8)} ${String(r.threads).padStart(2)} thread(s)  ${(r.imgPerSec as number).toFixed(1).padStart(7)} img/s  (median ${(r.msMedian as number).toFixed(0)} ms/step)\n`);
+  const out = arg('out', path.join('bench', 'results', 'latest.json'));
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(`written ${out}\n`);
+  model.dispose();
+}
+
+main().catch((e) => { process.stderr.write(`bench failed: ${(e as Error).message}\n`); process.exit(1); });
