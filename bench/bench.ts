@@ -66,7 +66,7 @@ async function main() {
   if (only === 'all' || only === 'fwd') {
     const x = tf.tensor4d(batch.x0, [B, 28, 28, 1]);
     const t = tf.tensor1d(Float32Array.from(batch.t));
-    const ms = await timeIt('forward, batch 64, 1 thread', warmup, iters, () => { tf.tidy(() => model.forward(x, t).dataSync()); });
+    const ms = await timeIt('forward, batch 64, 1 thread', warmup, iters, () => { tf.tidy(() => { model.forward(x, t).dataSync(); }); });
     rows.push({ what: 'forward', threads: 1, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
     x.dispose(); t.dispose();
   }

@@ -72,6 +72,10 @@ export async function saveCheckpoint(dir: string, d: CheckpointData): Promise<vo
   const layout = flatLayout(unetParamSpecs(d.config.model));
   const tmp = `${dir}.tmp`;
   const prev = `${dir}.prev`;
+  // Finish an earlier save that was killed between its renames: DIR.prev is then the newest
+  // complete checkpoint (and holds the extra files), so it becomes DIR again first.
+  if (!fs.existsSync(dir) && fs.existsSync(prev)) await fsp.rename(prev, dir);
+  else if (fs.existsSync(prev)) await moveExtras(prev, dir);
   await fsp.rm(tmp, { recursive: true, force: true });
   await fsp.mkdir(tmp, { recursive: true });
   const meta = { format: CHECKPOINT_FORMAT, layout: 'tfjs: conv [KH,KW,Cin,Cout], linear [in,out]' };
@@ -96,12 +100,16 @@ export async function saveCheckpoint(dir: string, d: CheckpointData): Promise<vo
   // Carry over what else lives in the folder (the training log, notes): renaming keeps open
   // file descriptors valid, so a log being appended to follows along.
   if (fs.existsSync(prev)) {
-    const mine = new Set(files.map(([n]) => n));
-    for (const e of await fsp.readdir(prev)) {
-      if (!mine.has(e) && !CHECKPOINT_FILES.includes(e)) await fsp.rename(path.join(prev, e), path.join(dir, e));
-    }
+    await moveExtras(prev, dir);
+    await fsp.rm(prev, { recursive: true, force: true });
   }
-  await fsp.rm(prev, { recursive: true, force: true });
+}
+
+/** Move every non-checkpoint entry of `from` into `to` (which must exist). */
+async function moveExtras(from: string, to: string): Promise<void> {
+  for (const e of await fsp.readdir(from)) {
+    if (!CHECKPOINT_FILES.includes(e) && !fs.existsSync(path.join(to, e))) await fsp.rename(path.join(from, e), path.join(to, e));
+  }
 }
 
 const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'ema.safetensors', 'optimizer.safetensors', 'train-state.json'];

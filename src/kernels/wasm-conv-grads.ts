@@ -108,20 +108,24 @@ export function conv2DBackpropInputWasm({ inputs, backend, attrs }: KernelArgs):
       d = run('Reshape', backend, { x: p }, { shape: [N, OH * sh, OW * sw, Cout] }); tmp.push(d);
       DH = OH * sh; DW = OW * sw;
     }
-    // Output row h receives dy rows oh with h = oh*s + kh - top.
-    const padTop = KH - 1 - top, padLeft = KW - 1 - left;
-    let padBottom = H + KH - 1 - DH - padTop;
-    let padRight = W + KW - 1 - DW - padLeft;
-    if (padBottom < 0 || padRight < 0) {
-      // Trailing zero rows of the dilation that no output needs: crop them.
+    // Output row h receives dilated dy rows o = h + top - kh. With padding wider than the
+    // kernel reach (top > KH-1), the first rows of dilated dy feed no output: crop them.
+    let padTop = KH - 1 - top, padLeft = KW - 1 - left;
+    const cropTop = Math.max(0, -padTop), cropLeft = Math.max(0, -padLeft);
+    padTop = Math.max(padTop, 0);
+    padLeft = Math.max(padLeft, 0);
+    let padBottom = H + KH - 1 - (DH - cropTop) - padTop;
+    let padRight = W + KW - 1 - (DW - cropLeft) - padLeft;
+    if (padBottom < 0 || padRight < 0 || cropTop > 0 || cropLeft > 0) {
+      // ...and trailing zero rows of the dilation that no output needs.
       const c = run('Slice', backend, { x: d }, {
-        begin: [0, 0, 0, 0], size: [N, DH + Math.min(padBottom, 0), DW + Math.min(padRight, 0), Cout],
+        begin: [0, cropTop, cropLeft, 0],
+        size: [N, DH - cropTop + Math.min(padBottom, 0), DW - cropLeft + Math.min(padRight, 0), Cout],
       }); tmp.push(c);
       d = c;
       padBottom = Math.max(padBottom, 0);
       padRight = Math.max(padRight, 0);
     }
-    if (padTop < 0 || padLeft < 0) throw new Error('driftlab wasm conv grads: padding larger than the kernel');
     return run('Conv2D', backend, { x: d, filter: wt }, {
       strides: [1, 1], pad: [[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]],
       dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
