@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmConvGrads } from './kernels/wasm-conv-grads.js';
+import { registerWasmFastKernels } from './kernels/wasm-fast.js';
 import { DriftlabError } from './util/errors.js';
 
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -39,6 +40,7 @@ async function tryNative(pkg: string): Promise<string | null> {
 async function useWasm(): Promise<void> {
   await import('@tensorflow/tfjs-backend-wasm');
   registerWasmConvGrads();
+  if (process.env.DRIFTLAB_WASM_FAST !== '0') registerWasmFastKernels(); // DRIFTLAB_WASM_FAST=0: A/B measurements
   const ok = await tf.setBackend('wasm');
   if (!ok) throw new Error('tf.setBackend("wasm") returned false');
   await tf.ready();

@@ -33,12 +33,21 @@ export function conv(P: ParamStore, name: string, x: tf.Tensor4D, stride = 1): t
   return tf.add(tf.conv2d(x, w, stride, pad), b);
 }
 
-/** GroupNorm over [B,H,W,C] with G groups: statistics per (sample, group) over H, W and C/G. */
+/**
+ * GroupNorm over [B,H,W,C] with G groups: statistics per (sample, group) over H, W and C/G.
+ * Two-pass and exact: per-channel means over H*W (a reduction over one contiguous middle axis,
+ * fast on wasm, unlike moments over axes [1,3]), averaged within each group; then the same for
+ * the squared deviations from the group mean.
+ */
 export function groupNorm(P: ParamStore, name: string, x: tf.Tensor4D, groups: number, eps: number): tf.Tensor4D {
   const [B, H, W, C] = x.shape;
-  const xg = x.reshape([B, H * W, groups, C / groups]);
-  const { mean, variance } = tf.moments(xg, [1, 3], true);
-  const xn = tf.mul(tf.sub(xg, mean), tf.rsqrt(tf.add(variance, eps))).reshape([B, H, W, C]);
+  const cg = C / groups;
+  const groupMean = (perChannel: tf.Tensor) => // [B,C] -> [B,1,C], each channel holding its group's mean
+    tf.broadcastTo(tf.mean(perChannel.reshape([B, groups, cg]), 2, true), [B, groups, cg]).reshape([B, 1, C]);
+  const xr = x.reshape([B, H * W, C]);
+  const d = tf.sub(xr, groupMean(tf.mean(xr, 1)));
+  const variance = groupMean(tf.mean(tf.square(d), 1));
+  const xn = tf.mul(d, tf.rsqrt(tf.add(variance, eps))).reshape([B, H, W, C]);
   return tf.add(tf.mul(xn, param(P, `${name}.weight`)), param(P, `${name}.bias`));
 }
 
