@@ -80,7 +80,7 @@ export const quickstartCommand: CommandModule<any, any> = {
     p.dispose();
     process.stdout.write([
       `quickstart done in ${run.seconds.toFixed(1)} s (${info.backend}); results in ${dir}/`,
-      `  grid   ${files.grid}   64 digits, labels 0..9 by column order, DDIM ${steps} steps, guidance ${guidance}`,
+      `  grid   ${files.grid}   64 digits, labels 0,1,..,9,0,1,.. in reading order, DDIM ${steps} steps, guidance ${guidance}`,
       `  strip  ${files.strip}  x_t from noise (left) to sample (right)`,
       `  npy    ${files.samples}  float32 [64,${S},${S}] in [0,1]`,
       `  config ${files.config}`,
