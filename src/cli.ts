@@ -13,6 +13,7 @@ import { sampleCommand } from './commands/sample.js';
 import { scheduleCommand } from './commands/schedule.js';
 import { infoCommand } from './commands/info.js';
 import { quickstartCommand } from './commands/quickstart.js';
+import { dataCommand } from './commands/data.js';
 
 export function fail(e: unknown): never {
   const debug = process.env.DRIFTLAB_DEBUG === '1';
@@ -38,6 +39,7 @@ async function main() {
     .command(sampleCommand)
     .command(scheduleCommand)
     .command(infoCommand)
+    .command(dataCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
     .strict()
     .recommendCommands()
