@@ -14,6 +14,7 @@ import { scheduleCommand } from './commands/schedule.js';
 import { infoCommand } from './commands/info.js';
 import { quickstartCommand } from './commands/quickstart.js';
 import { dataCommand } from './commands/data.js';
+import { serveCommand } from './commands/serve.js';
 
 export function fail(e: unknown): never {
   const debug = process.env.DRIFTLAB_DEBUG === '1';
@@ -40,6 +41,7 @@ async function main() {
     .command(scheduleCommand)
     .command(infoCommand)
     .command(dataCommand)
+    .command(serveCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
     .strict()
     .recommendCommands()
