@@ -1,35 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DriftlabError } from '../../src/util/errors.js';
+import { tempDir, rejectsDriftlab } from '../helpers/common.js';
 import { loadBundledMnist, loadIdx, MnistBatches, toFloat, type MnistBatchState } from '../../datasets/mnist/index.js';
 
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function rejectsDriftlab(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, DriftlabError, String(e));
-    const msg = (e as Error).message;
-    assert.ok(pattern.test(msg), `message ${JSON.stringify(msg)} does not match ${pattern}`);
-    assert.not.ok(msg.includes('\n'));
-    return;
-  }
-  assert.unreachable('expected a DriftlabError');
-}
 
 function idx(magic: number, dims: number[], payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + 4 * dims.length + payload.length);

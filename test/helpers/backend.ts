@@ -54,27 +54,4 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Number.isNaN(d) ? Infinity : d;
 }
 
-/** Assert fn throws a DriftlabError whose one-line message matches pattern. */
-export function throwsDriftlab(fn: () => unknown, pattern: RegExp, label = ''): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, DriftlabError, `${label}: expected DriftlabError, got ${String(e)}`);
-    const msg = (e as Error).message;
-    assert.ok(pattern.test(msg), `${label}: message ${JSON.stringify(msg)} does not match ${pattern}`);
-    return;
-  }
-  assert.unreachable(`${label}: expected a DriftlabError`);
-}
-
-export async function rejectsDriftlab(p: Promise<unknown>, pattern: RegExp, label = ''): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, DriftlabError, `${label}: expected DriftlabError, got ${String(e)}`);
-    const msg = (e as Error).message;
-    assert.ok(pattern.test(msg), `${label}: message ${JSON.stringify(msg)} does not match ${pattern}`);
-    return;
-  }
-  assert.unreachable(`${label}: expected a DriftlabError`);
-}
+export { throwsDriftlab, rejectsDriftlab } from './common.js';

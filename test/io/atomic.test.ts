@@ -1,31 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DriftlabError } from '../../src/util/errors.js';
+import { tempDir, rejectsDriftlab } from '../helpers/common.js';
 import { writeFileAtomic, writeFileNoClobber } from '../../src/io/atomic.js';
 
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function rejectsDriftlab(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, DriftlabError, String(e));
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable('expected a DriftlabError');
-}
 
 test('writeFileAtomic writes, replaces and leaves no temp files', async () => {
   const dir = tempDir('driftlab-atomic-');

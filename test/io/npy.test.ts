@@ -1,33 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DriftlabError } from '../../src/util/errors.js';
+import { tempDir, throwsDriftlab } from '../helpers/common.js';
 import { decodeNpy, encodeNpy, NpyAppendWriter, readNpy, writeNpy, type NpyArray } from '../../src/io/npy.js';
 
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
 
-function throwsDriftlab(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, DriftlabError, `expected DriftlabError, got ${String(e)}`);
-    const msg = (e as Error).message;
-    assert.ok(pattern.test(msg), `message ${JSON.stringify(msg)} does not match ${pattern}`);
-    assert.not.ok(msg.includes('\n'), 'message must be one line');
-    return;
-  }
-  assert.unreachable('expected a DriftlabError');
-}
 
 function ascii(s: string): number[] {
   return Array.from(s, (c) => c.charCodeAt(0));

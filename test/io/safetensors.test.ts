@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DriftlabError } from '../../src/util/errors.js';
+import { tempDir, throwsDriftlab } from '../helpers/common.js';
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -12,28 +12,7 @@ import {
   type NamedTensor,
 } from '../../src/io/safetensors.js';
 
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
 
-function throwsDriftlab(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, DriftlabError, `expected DriftlabError, got ${String(e)}`);
-    const msg = (e as Error).message;
-    assert.ok(pattern.test(msg), `message ${JSON.stringify(msg)} does not match ${pattern}`);
-    assert.not.ok(msg.includes('\n'), 'message must be one line');
-    return;
-  }
-  assert.unreachable('expected a DriftlabError');
-}
 
 /** Build a raw safetensors file from a header object and a data buffer (no validation). */
 function rawFile(header: unknown, data: Uint8Array, headerText?: string): Uint8Array {
