@@ -3,8 +3,11 @@
  *
  *   train img/s = 64 / seconds per full training step (forward, backward, clip, AdamW, EMA)
  *   fwd img/s   = 64 / seconds per no-grad forward
+ *   onnx fwd    the same forward exported to ONNX, run by onnxruntime-node (1 and 2 intra-op threads)
+ *   ddim50      seconds to sample 64 digits with DDIM-50 on each engine (noise and steps on tfjs)
  * Median of --iters timed iterations after --warmup. Rows: in-process (1 thread) and the
- * data-parallel trainer with --workers threads. Prints a table and writes JSON (--out).
+ * data-parallel trainer with --workers threads; --only fwd|train|onnx|sample picks a group.
+ * Prints a table and writes JSON (--out).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,6 +21,10 @@ import { DEFAULT_OBJECTIVE } from '../src/diffusion/objective.js';
 import { AdamW, clipGradNorm, emaDecay, emaUpdate } from '../src/diffusion/optim.js';
 import { DEFAULT_SCHEDULE, makeSchedule } from '../src/diffusion/schedule.js';
 import { GradWorkerPool } from '../src/diffusion/workers.js';
+import { denoiserOf } from '../src/diffusion/pipeline.js';
+import { sample } from '../src/diffusion/samplers.js';
+import { exportOnnx } from '../src/engine/export.js';
+import { OnnxUNet, loadOrt } from '../src/engine/onnx-engine.js';
 import { Rng } from '../src/util/rng.js';
 
 function arg(name: string, def: string): string {
@@ -67,8 +74,41 @@ async function main() {
     const x = tf.tensor4d(batch.x0, [B, 28, 28, 1]);
     const t = tf.tensor1d(Float32Array.from(batch.t));
     const ms = await timeIt('forward, batch 64, 1 thread', warmup, iters, () => { tf.tidy(() => { model.forward(x, t).dataSync(); }); });
-    rows.push({ what: 'forward', threads: 1, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
+    rows.push({ what: 'forward', engine: 'tfjs', threads: 1, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
     x.dispose(); t.dispose();
+  }
+  const ort = only === 'all' || only === 'onnx' || only === 'sample' ? await loadOrt() : null;
+  if (ort && !ort.ort) process.stderr.write(`  onnx rows skipped: ${ort.error}\n`);
+  const onnxBytes = ort?.ort ? exportOnnx(SPEC_UNET, params).bytes : null;
+  if (onnxBytes && (only === 'all' || only === 'onnx')) {
+    const t = new Float32Array(B).fill(500);
+    for (const threads of [1, 2]) {
+      const unet = await OnnxUNet.create(onnxBytes, SPEC_UNET, { threads });
+      const ms = await timeIt(`onnx forward, batch 64, ${threads} thread(s)`, warmup, iters, async () => { await unet.run(batch.x0, B, t); });
+      rows.push({ what: 'forward', engine: 'onnx', threads, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
+      await unet.release();
+    }
+  }
+  if (only === 'all' || only === 'sample') {
+    // 64 digits, DDIM 50 steps, eta 0: what `driftlab sample --steps 50 --n 64` runs per batch
+    const ddim = async (net: Parameters<typeof sample>[0]) => {
+      const x = await sample(net, schedule, DEFAULT_OBJECTIVE.prediction, [B, 28, 28, 1], { sampler: 'ddim', steps: 50, eta: 0, clipX0: true, rng: new Rng(1) });
+      await x.data();
+      x.dispose();
+    };
+    const sIters = Math.max(1, Math.min(iters, 3)); // each run is 50 forwards: no separate warm-up runs
+    const warm = async (net: Parameters<typeof sample>[0]) => { const x = tf.zeros([B, 28, 28, 1]) as tf.Tensor4D; (await net(x, 999)).dispose(); x.dispose(); };
+    await warm(denoiserOf(model));
+    const mt = await timeIt('DDIM-50, 64 digits, tfjs', 0, sIters, () => ddim(denoiserOf(model)));
+    rows.push({ what: 'ddim50', engine: 'tfjs', threads: 1, seconds: median(mt) / 1000, imgPerSec: (B * 1000) / median(mt), msMedian: median(mt) });
+    if (onnxBytes) {
+      const threads = os.availableParallelism();
+      const unet = await OnnxUNet.create(onnxBytes, SPEC_UNET, { threads });
+      await warm(unet.denoiser());
+      const mo = await timeIt(`DDIM-50, 64 digits, onnx ${threads} thread(s)`, 0, sIters, () => ddim(unet.denoiser()));
+      rows.push({ what: 'ddim50', engine: 'onnx', threads, seconds: median(mo) / 1000, imgPerSec: (B * 1000) / median(mo), msMedian: median(mo) });
+      await unet.release();
+    }
   }
   if (only === 'all' || only === 'train') {
     const ms = await timeIt('train step, batch 64, in-process', warmup, iters, () => {
@@ -77,14 +117,14 @@ async function main() {
       update();
       model.setFlat(params);
     });
-    rows.push({ what: 'train', threads: 1, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
+    rows.push({ what: 'train', engine: 'tfjs', threads: 1, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
     if (workers > 1) {
       const pool = await GradWorkerPool.create(workers, { backend, model: SPEC_UNET, schedule: DEFAULT_SCHEDULE, objective: DEFAULT_OBJECTIVE, size });
       const msw = await timeIt(`train step, batch 64, ${workers} workers`, warmup, iters, async () => {
         await pool.lossAndGrad(params, batch, grad);
         update();
       });
-      rows.push({ what: 'train', threads: workers, imgPerSec: (B * 1000) / median(msw), msMedian: median(msw) });
+      rows.push({ what: 'train', engine: 'tfjs', threads: workers, imgPerSec: (B * 1000) / median(msw), msMedian: median(msw) });
       await pool.close();
     }
   }
@@ -93,7 +133,11 @@ async function main() {
     node: process.version, date: new Date().toISOString(), command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(), iters, warmup, rows,
   };
   process.stdout.write(`\nreference U-Net (${model.numParams.toLocaleString('en-US')} params), batch ${B}, ${info.line}\n`);
-  for (const r of rows) process.stdout.write(`  ${String(r.what).padEnd(8)} ${String(r.threads).padStart(2)} thread(s)  ${(r.imgPerSec as number).toFixed(1).padStart(7)} img/s  (median ${(r.msMedian as number).toFixed(0)} ms/step)\n`);
+  for (const r of rows) {
+    const head = `  ${String(r.what).padEnd(8)} ${String(r.engine).padEnd(5)} ${String(r.threads).padStart(2)} thread(s)`;
+    if (r.what === 'ddim50') process.stdout.write(`${head}  ${(r.seconds as number).toFixed(2).padStart(7)} s for 64 digits (${(r.imgPerSec as number).toFixed(1)} img/s)\n`);
+    else process.stdout.write(`${head}  ${(r.imgPerSec as number).toFixed(1).padStart(7)} img/s  (median ${(r.msMedian as number).toFixed(0)} ms/step)\n`);
+  }
   const out = arg('out', path.join('bench', 'results', 'latest.json'));
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');

@@ -18,7 +18,7 @@ import { DriftlabError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { loadBundledMnist } from '../../datasets/mnist/index.js';
 import { positiveInt, runId } from './common.js';
-import { labelsFor } from './sample.js';
+import { engineOption, labelsFor } from './sample.js';
 
 /** The package root (two levels above dist/src/commands). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -34,12 +34,13 @@ export const quickstartCommand: CommandModule<any, any> = {
     .option('out', { type: 'string', default: 'results/quickstart', describe: 'results root; a new <run-id> folder is made inside' })
     .option('steps', { type: 'number', default: 25, describe: 'DDIM steps' })
     .option('guidance', { type: 'number', default: 2, describe: 'classifier-free guidance scale' })
-    .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'training workers with --train' }),
+    .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'training workers with --train' })
+    .option('engine', engineOption),
   handler: async (a) => {
     const started = Date.now();
     const dir = path.join(a.out, runId(a.seed));
     if (fs.existsSync(dir)) throw new DriftlabError(`${dir} already exists; wait a second or pass another --out`);
-    const info = await initBackend(a.backend as BackendName);
+    const info = await initBackend(a.backend as BackendName, { quiet: !a.train });
     fs.mkdirSync(dir, { recursive: true });
     let ckpt = a.ckpt;
     if (a.train) {
@@ -55,12 +56,13 @@ export const quickstartCommand: CommandModule<any, any> = {
     } else if (!fs.existsSync(path.join(ckpt, 'config.json'))) {
       throw new DriftlabError(`no checkpoint at ${ckpt}; pass --ckpt DIR, or --train --minutes M to train one first`);
     }
-    const p = await loadPipeline(ckpt, 'ema');
+    const p = await loadPipeline(ckpt, 'ema', { engine: a.engine });
+    process.stderr.write(`driftlab: ${p.engine.line}\n`);
     const n = 64;
     const steps = positiveInt('steps', a.steps);
     const guidance = p.config.model.numClasses > 0 ? a.guidance : 1;
     const progress = new Progress({ total: n, label: `sample ddim-${steps}`, unit: 'img' });
-    const g = generate(p, {
+    const g = await generate(p, {
       n, batch: 64, sampler: 'ddim', steps, eta: 0, guidance, labels: labelsFor(p, n, undefined), clipX0: true,
       seed: a.seed, stripColumns: 10, stripSamples: 6, onBatch: (d) => progress.tick(d - progress.count),
     });
@@ -73,13 +75,13 @@ export const quickstartCommand: CommandModule<any, any> = {
     await writeFileAtomic(files.samples, encodeNpy({ dtype: 'float32', shape: [n, S, S], data: g.images, fortranOrder: false }));
     const run = {
       command: 'quickstart', checkpoint: path.resolve(ckpt), trained: a.train, minutes: a.train ? a.minutes : undefined,
-      sampler: 'ddim', steps, eta: 0, guidance, labels: 'i % 10', seed: a.seed, backend: info.line,
+      sampler: 'ddim', steps, eta: 0, guidance, labels: 'i % 10', seed: a.seed, backend: info.line, engine: p.engine.line,
       node: process.version, seconds: (Date.now() - started) / 1000,
     };
     await writeFileAtomic(files.config, JSON.stringify(run, null, 2) + '\n');
-    p.dispose();
+    await p.dispose();
     process.stdout.write([
-      `quickstart done in ${run.seconds.toFixed(1)} s (${info.backend}); results in ${dir}/`,
+      `quickstart done in ${run.seconds.toFixed(1)} s (${p.engine.name === 'onnx' ? 'onnx' : info.backend}); results in ${dir}/`,
       `  grid   ${files.grid}   64 digits, labels 0,1,..,9,0,1,.. in reading order, DDIM ${steps} steps, guidance ${guidance}`,
       `  strip  ${files.strip}  x_t from noise (left) to sample (right)`,
       `  npy    ${files.samples}  float32 [64,${S},${S}] in [0,1]`,

@@ -6,6 +6,7 @@ import { Pipeline, generate, loadPipeline } from '../diffusion/pipeline.js';
 import { writeFileNoClobber } from '../io/atomic.js';
 import { encodeNpy } from '../io/npy.js';
 import { imageGrid, rasterToPng, stripGrid } from '../plot/grid.js';
+import { ENGINE_CHOICES, EngineChoice } from '../engine/select.js';
 import { DriftlabError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { checkWritable, positiveInt } from './common.js';
@@ -31,6 +32,12 @@ export function labelsFor(p: Pipeline, n: number, label: string | undefined): In
   return Int32Array.from({ length: n }, (_, i) => i % K);
 }
 
+/** --engine: shared by every forward-only command */
+export const engineOption = {
+  choices: ENGINE_CHOICES, default: 'auto' as EngineChoice,
+  describe: 'network engine: onnx (onnxruntime-node, all cores), tfjs (the reference), auto = onnx where it loads and the model exports',
+};
+
 export function sampleBuilder(y: any) {
   return y
     .option('n', { type: 'number', default: 64, describe: 'number of samples' })
@@ -43,8 +50,11 @@ export function sampleBuilder(y: any) {
     .option('clip-x0', { type: 'boolean', default: true, describe: 'clip predicted x0 to [-1,1] at every step' })
     .option('variance', { choices: ['fixed_small', 'fixed_large'], default: 'fixed_small', describe: 'DDPM posterior variance' })
     .option('spacing', { choices: ['leading', 'trailing'], describe: 'timestep spacing (default trailing; leading when steps = T)' })
-    .option('weights', { choices: ['ema', 'model'], default: 'ema', describe: 'which weights of the checkpoint' });
+    .option('weights', { choices: ['ema', 'model'], default: 'ema', describe: 'which weights of the checkpoint' })
+    .option('engine', engineOption)
+    .option('threads', { type: 'number', describe: 'onnx engine: intra-op threads (default: all cores)' });
 }
+
 
 export const sampleCommand: CommandModule<any, any> = {
   command: 'sample',
@@ -57,15 +67,18 @@ export const sampleCommand: CommandModule<any, any> = {
     .option('strip-samples', { type: 'number', default: 6, describe: 'rows of the strip' })
     .option('strip-columns', { type: 'number', default: 10, describe: 'columns of the strip' })
     .option('npy', { type: 'string', describe: 'write float32 [N,H,W] samples in [0,1] here' })
+    .option('onnx', { type: 'string', describe: "run this file from 'driftlab export' (made from --ckpt) instead of exporting in memory" })
     .option('overwrite', { type: 'boolean', default: false, describe: 'replace existing output files' }),
   handler: async (a) => {
     if (!a.grid && !a.strip && !a.npy) throw new DriftlabError('nothing to write: pass --grid FILE, --strip FILE and/or --npy FILE');
     for (const f of [a.grid, a.strip, a.npy]) checkWritable(f, a.overwrite);
     const n = positiveInt('n', a.n), batch = positiveInt('batch', a.batch), steps = positiveInt('steps', a.steps);
-    const info = await initBackend(a.backend as BackendName);
-    const p = await loadPipeline(a.ckpt, a.weights);
+    await initBackend(a.backend as BackendName, { quiet: true });
+    const threads = a.threads === undefined ? undefined : positiveInt('threads', a.threads);
+    const p = await loadPipeline(a.ckpt, a.weights, { engine: a.engine, threads, onnxFile: a.onnx });
+    process.stderr.write(`driftlab: ${p.engine.line}\n`);
     const progress = new Progress({ total: n, label: `sample ${a.sampler}-${steps}`, unit: 'img' });
-    const g = generate(p, {
+    const g = await generate(p, {
       n, batch, sampler: a.sampler, steps, eta: a.eta, guidance: a.guidance, labels: labelsFor(p, n, a.label),
       clipX0: a.clipX0, variance: a.variance, spacing: a.spacing, seed: a.seed,
       stripColumns: a.strip ? positiveInt('strip-columns', a.stripColumns) : 0, stripSamples: a.stripSamples,
@@ -75,7 +88,7 @@ export const sampleCommand: CommandModule<any, any> = {
     if (a.grid) await writeFileNoClobber(a.grid, rasterToPng(imageGrid(g.images, n, S, S, { nrow: a.nrow, scale: 2 })), { overwrite: a.overwrite });
     if (a.strip && g.strip) await writeFileNoClobber(a.strip, rasterToPng(stripGrid(g.strip.rows, S, S, { labels: g.strip.labels, scale: 2 })), { overwrite: a.overwrite });
     if (a.npy) await writeFileNoClobber(a.npy, encodeNpy({ dtype: 'float32', shape: [n, S, S], data: g.images, fortranOrder: false }), { overwrite: a.overwrite });
-    p.dispose();
-    process.stdout.write(`${n} samples (${a.sampler}, ${steps} steps, guidance ${a.guidance}) on ${info.backend}: ${[a.grid, a.strip, a.npy].filter(Boolean).join(', ')}\n`);
+    await p.dispose();
+    process.stdout.write(`${n} samples (${a.sampler}, ${steps} steps, guidance ${a.guidance}) on ${p.engine.name}: ${[a.grid, a.strip, a.npy].filter(Boolean).join(', ')}\n`);
   },
 };

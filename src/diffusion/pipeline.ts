@@ -3,6 +3,7 @@
  * (later) evaluation. Images come back as float32 [N,H,W,C] in [0,1].
  */
 import * as tf from '@tensorflow/tfjs';
+import { EngineChoice, EngineOptions, createEngine } from '../engine/select.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { CheckpointConfig, loadCheckpoint } from './checkpoint.js';
@@ -15,8 +16,10 @@ export interface Pipeline {
   config: CheckpointConfig;
   schedule: Schedule;
   model: UNetModel;
+  /** the network as the samplers see it, on the chosen engine */
   net: Denoiser;
-  dispose(): void;
+  engine: { name: 'tfjs' | 'onnx'; line: string };
+  dispose(): Promise<void>;
 }
 
 export function denoiserOf(model: UNetModel): Denoiser {
@@ -28,14 +31,26 @@ export function denoiserOf(model: UNetModel): Denoiser {
   });
 }
 
-export async function loadPipeline(dir: string, weights: 'ema' | 'model' = 'ema'): Promise<Pipeline> {
+export interface PipelineOptions extends EngineOptions {
+  /** default tfjs (the reference); commands pass --engine */
+  engine?: EngineChoice;
+}
+
+export async function loadPipeline(dir: string, weights: 'ema' | 'model' = 'ema', o: PipelineOptions = {}): Promise<Pipeline> {
   const ck = await loadCheckpoint(dir, { ema: weights === 'ema' });
   const flat = weights === 'ema' && ck.ema ? ck.ema : ck.params;
   const model = new UNetModel(ck.config.model, 0);
   model.setFlat(flat);
+  let engine;
+  try {
+    engine = await createEngine(o.engine ?? 'tfjs', model, denoiserOf(model), o);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   return {
-    config: ck.config, schedule: makeSchedule(ck.config.schedule), model, net: denoiserOf(model),
-    dispose: () => model.dispose(),
+    config: ck.config, schedule: makeSchedule(ck.config.schedule), model, net: engine.net, engine: { name: engine.name, line: engine.line },
+    dispose: async () => { await engine.dispose(); model.dispose(); },
   };
 }
 
@@ -66,7 +81,7 @@ export interface Generated {
 
 const to01 = (x: tf.Tensor) => tf.clipByValue(tf.div(tf.add(x, 1), 2), 0, 1);
 
-export function generate(p: Pipeline, o: GenerateOptions): Generated {
+export async function generate(p: Pipeline, o: GenerateOptions): Promise<Generated> {
   const c = p.config.model;
   if (!Number.isInteger(o.n) || o.n < 1) throw new DriftlabError(`--n must be a positive integer, got ${o.n}`);
   if (!Number.isInteger(o.batch) || o.batch < 1) throw new DriftlabError(`--batch must be a positive integer, got ${o.batch}`);
@@ -94,8 +109,10 @@ export function generate(p: Pipeline, o: GenerateOptions): Generated {
         for (let s = 0; s < stripN && s < B; s++) strip.rows[s].push(v.slice(s * D, (s + 1) * D));
       } : undefined,
     };
-    const x = sample(p.net, p.schedule, p.config.objective.prediction, [B, c.sampleSize, c.sampleSize, c.outChannels], opts);
-    const v = tf.tidy(() => to01(x)).dataSync() as Float32Array;
+    const x = await sample(p.net, p.schedule, p.config.objective.prediction, [B, c.sampleSize, c.sampleSize, c.outChannels], opts);
+    const y01 = tf.tidy(() => to01(x));
+    const v = y01.dataSync() as Float32Array;
+    y01.dispose();
     // final column: the clean sample
     if (strip && start === 0) {
       strip.labels.push('x0');

@@ -14,12 +14,17 @@
  *   x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps + sigma z
  */
 import * as tf from '@tensorflow/tfjs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { Prediction } from './objective.js';
 import { Schedule } from './schedule.js';
 
-export type Denoiser = (x: tf.Tensor4D, t: number, labels?: Int32Array) => tf.Tensor4D;
+/**
+ * Network output for x_t at timestep t: a new tensor the caller owns (never x itself). Engines
+ * that run outside tfjs (onnxruntime) answer asynchronously.
+ */
+export type Denoiser = (x: tf.Tensor4D, t: number, labels?: Int32Array) => tf.Tensor4D | Promise<tf.Tensor4D>;
 export type SamplerName = 'ddpm' | 'ddim';
 export const SAMPLERS: SamplerName[] = ['ddpm', 'ddim'];
 export type Spacing = 'leading' | 'trailing';
@@ -117,40 +122,66 @@ export function ddimStep(
 }
 
 /** Network output with classifier-free guidance (batch doubled: conditional + null labels). */
-export function guidedOutput(net: Denoiser, x: tf.Tensor4D, t: number, labels: Int32Array | undefined, w: number, nullLabel: number): tf.Tensor4D {
+export async function guidedOutput(net: Denoiser, x: tf.Tensor4D, t: number, labels: Int32Array | undefined, w: number, nullLabel: number): Promise<tf.Tensor4D> {
   if (!labels || w === 1) return net(x, t, labels);
   const B = x.shape[0];
   const lab = new Int32Array(2 * B);
   lab.set(labels);
   lab.fill(nullLabel, B);
-  const both = net(tf.concat([x, x], 0) as tf.Tensor4D, t, lab);
-  const [cond, uncond] = tf.split(both, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
-  return tf.add(uncond, tf.mul(tf.sub(cond, uncond), w));
+  const xx = tf.concat([x, x], 0) as tf.Tensor4D;
+  let both: tf.Tensor4D;
+  try {
+    both = await net(xx, t, lab);
+  } finally {
+    xx.dispose();
+  }
+  const out = tf.tidy(() => {
+    const [cond, uncond] = tf.split(both, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
+    return tf.add(uncond, tf.mul(tf.sub(cond, uncond), w)) as tf.Tensor4D;
+  });
+  both.dispose();
+  return out;
 }
 
-/** Run a full reverse chain from pure noise. Returns x_0 estimates in model space ([-1,1]). */
-export function sample(net: Denoiser, s: Schedule, pred: Prediction, shape: [number, number, number, number], o: SampleOptions): tf.Tensor4D {
+/**
+ * Run a full reverse chain from pure noise. Returns x_0 estimates in model space ([-1,1]).
+ * Async because the network may be (onnxruntime); the steps themselves are pure tfjs. Each step
+ * also yields to the event loop, so a server stays responsive while a tfjs chain runs.
+ */
+export async function sample(net: Denoiser, s: Schedule, pred: Prediction, shape: [number, number, number, number], o: SampleOptions): Promise<tf.Tensor4D> {
   if (!SAMPLERS.includes(o.sampler)) throw new DriftlabError(`unknown sampler '${o.sampler}'; choose ddpm or ddim`);
   const ts = samplingTimesteps(s.T, o.steps, o.spacing ?? (o.steps === s.T ? 'leading' : 'trailing'));
   const size = shape.reduce((a, b) => a * b, 1);
   const eta = o.eta ?? 0;
   const w = o.guidance ?? 1;
   let x = tf.tensor4d(o.rng.normals(size), shape);
-  for (let i = 0; i < ts.length; i++) {
-    const t = ts[i], tPrev = i + 1 < ts.length ? ts[i + 1] : -1;
-    const needNoise = tPrev >= 0 && (o.sampler === 'ddpm' || eta > 0);
-    const noiseData = needNoise ? o.rng.normals(size) : null;
-    const next = tf.tidy(() => {
-      const out = guidedOutput(net, x, t, o.labels, w, o.nullLabel ?? 0);
-      const noise = noiseData ? tf.tensor4d(noiseData, shape) : null;
-      const r = o.sampler === 'ddpm'
-        ? ddpmStep(s, pred, out, x, t, tPrev, noise, { clipX0: o.clipX0, variance: o.variance })
-        : ddimStep(s, pred, out, x, t, tPrev, eta, noise, { clipX0: o.clipX0 });
-      o.callback?.({ i, n: ts.length, t, x, predX0: r.predX0 });
-      return r.prev;
-    });
+  try {
+    for (let i = 0; i < ts.length; i++) {
+      const t = ts[i], tPrev = i + 1 < ts.length ? ts[i + 1] : -1;
+      const needNoise = tPrev >= 0 && (o.sampler === 'ddpm' || eta > 0);
+      const noiseData = needNoise ? o.rng.normals(size) : null;
+      const out = await guidedOutput(net, x, t, o.labels, w, o.nullLabel ?? 0);
+      const xt = x;
+      let next: tf.Tensor4D;
+      try {
+        next = tf.tidy(() => {
+          const noise = noiseData ? tf.tensor4d(noiseData, shape) : null;
+          const r = o.sampler === 'ddpm'
+            ? ddpmStep(s, pred, out, xt, t, tPrev, noise, { clipX0: o.clipX0, variance: o.variance })
+            : ddimStep(s, pred, out, xt, t, tPrev, eta, noise, { clipX0: o.clipX0 });
+          o.callback?.({ i, n: ts.length, t, x: xt, predX0: r.predX0 });
+          return r.prev;
+        });
+      } finally {
+        out.dispose();
+      }
+      x.dispose();
+      x = next;
+      await nextTurn();
+    }
+  } catch (e) {
     x.dispose();
-    x = next;
+    throw e;
   }
   return x;
 }

@@ -11,7 +11,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng.js';
 import { UNetConfig, validateUNetConfig } from './config.js';
-import { ParamStore, attention, conv, groupNorm, linear, param, resBlock, silu, timestepFeatures, upsample } from './layers.js';
+import type { Ops } from '../engine/ops.js';
+import { tfOps } from '../engine/tf-ops.js';
+import { ParamStore, Params, attention, conv, groupNorm, linear, param, resBlock, silu, timestepFeatures, upsample } from './layers.js';
 
 export type Init = 'uniform' | 'zeros' | 'ones' | 'normal';
 export interface ParamSpec {
@@ -96,45 +98,47 @@ export function initParamValues(specs: ParamSpec[], seed: number): Map<string, F
 }
 
 /**
- * U-Net forward. Returns the raw network output (epsilon, v or x0 depending on the objective).
- * labels may be omitted for unconditional models; for conditional models omitted labels mean
- * the null class.
+ * U-Net forward on tfjs tensors. Returns the raw network output (epsilon, v or x0 depending on
+ * the objective). labels may be omitted for unconditional models; for conditional models omitted
+ * labels mean the null class.
  */
 export function unetForward(P: ParamStore, c: UNetConfig, x: tf.Tensor4D, t: tf.Tensor1D, labels?: tf.Tensor1D): tf.Tensor4D {
+  return unetApply(tfOps, P, c, x, t, labels) as tf.Tensor4D;
+}
+
+/**
+ * The forward pass over any Ops (tfjs tensors, or an ONNX graph being built):
+ *   x: [B,H,W,Cin], t: [B] float, labels: [B] int -> [B,H,W,Cout]
+ */
+export function unetApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T, labels?: T): T {
   const { normGroups: g, normEps: eps, attentionHeads: heads } = c;
-  const B = x.shape[0];
-  let temb = linear(P, 'time_embedding.linear_1', timestepFeatures(t, c.timeEmbedDim));
-  temb = linear(P, 'time_embedding.linear_2', silu(temb));
-  if (c.numClasses > 0) {
-    const lab = labels ?? tf.fill([B], c.numClasses, 'int32');
-    // one-hot @ table instead of gather: wasm has no UnsortedSegmentSum for gather's gradient
-    const onehot = tf.oneHot(lab.toInt(), c.numClasses + 1).toFloat() as tf.Tensor2D;
-    temb = tf.add(temb, tf.matMul(onehot, param(P, 'class_embedding.weight') as tf.Tensor2D));
-  }
-  const tact = silu(temb) as tf.Tensor2D; // every ResBlock sees SiLU(temb)
+  let temb = linear(P, 'time_embedding.linear_1', timestepFeatures(t, c.timeEmbedDim, o), o); // [B, temb]
+  temb = linear(P, 'time_embedding.linear_2', silu(temb, o), o);
+  if (c.numClasses > 0) temb = o.add(temb, o.embedding(param(P, 'class_embedding.weight'), labels, o.shape(x)[0]));
+  const tact = silu(temb, o); // every ResBlock sees SiLU(temb)
   const ch = c.blockOutChannels;
-  let h = conv(P, 'conv_in', x);
-  const skips: tf.Tensor4D[] = [];
+  let h = conv(P, 'conv_in', x, 1, o);
+  const skips: T[] = [];
   for (let i = 0; i < ch.length; i++) {
     for (let j = 0; j < c.layersPerBlock; j++) {
-      h = resBlock(P, `down_blocks.${i}.resnets.${j}`, h, tact, g, eps);
-      if (c.attention[i]) h = attention(P, `down_blocks.${i}.attentions.${j}`, h, heads, g, eps);
+      h = resBlock(P, `down_blocks.${i}.resnets.${j}`, h, tact, g, eps, o);
+      if (c.attention[i]) h = attention(P, `down_blocks.${i}.attentions.${j}`, h, heads, g, eps, o);
       skips.push(h);
     }
-    if (i < ch.length - 1) h = conv(P, `down_blocks.${i}.downsamplers.0.conv`, h, 2);
+    if (i < ch.length - 1) h = conv(P, `down_blocks.${i}.downsamplers.0.conv`, h, 2, o);
   }
-  h = resBlock(P, 'mid_block.resnets.0', h, tact, g, eps);
-  if (c.midAttention) h = attention(P, 'mid_block.attentions.0', h, heads, g, eps);
-  h = resBlock(P, 'mid_block.resnets.1', h, tact, g, eps);
+  h = resBlock(P, 'mid_block.resnets.0', h, tact, g, eps, o);
+  if (c.midAttention) h = attention(P, 'mid_block.attentions.0', h, heads, g, eps, o);
+  h = resBlock(P, 'mid_block.resnets.1', h, tact, g, eps, o);
   for (let u = 0; u < ch.length; u++) {
     const i = ch.length - 1 - u;
     for (let j = 0; j < c.layersPerBlock; j++) {
-      h = tf.concat([h, skips.pop()!], 3) as tf.Tensor4D;
-      h = resBlock(P, `up_blocks.${u}.resnets.${j}`, h, tact, g, eps);
-      if (c.attention[i]) h = attention(P, `up_blocks.${u}.attentions.${j}`, h, heads, g, eps);
+      h = o.concat([h, skips.pop()!], 3); // diffusers: torch.cat([h, skip], dim=1)
+      h = resBlock(P, `up_blocks.${u}.resnets.${j}`, h, tact, g, eps, o);
+      if (c.attention[i]) h = attention(P, `up_blocks.${u}.attentions.${j}`, h, heads, g, eps, o);
     }
-    if (i > 0) h = upsample(P, `up_blocks.${u}.upsamplers.0`, h);
+    if (i > 0) h = upsample(P, `up_blocks.${u}.upsamplers.0`, h, o);
   }
-  h = silu(groupNorm(P, 'conv_norm_out', h, g, eps)) as tf.Tensor4D;
-  return conv(P, 'conv_out', h);
+  h = silu(groupNorm(P, 'conv_norm_out', h, g, eps, o), o);
+  return conv(P, 'conv_out', h, 1, o);
 }

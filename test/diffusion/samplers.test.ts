@@ -85,18 +85,47 @@ test('DDIM with eta 0 is deterministic: only the initial noise is drawn', async 
   const net = (xx: tf.Tensor4D) => tf.mul(xx, 0.3) as tf.Tensor4D; // any fixed function
   const shape: [number, number, number, number] = [2, 4, 4, 1];
   const r1 = new Rng(5), r2 = new Rng(5);
-  const a = sample(net, s, 'epsilon', shape, { sampler: 'ddim', steps: 5, eta: 0, rng: r1 });
-  const b = sample(net, s, 'epsilon', shape, { sampler: 'ddim', steps: 5, eta: 0, rng: r2 });
+  const a = await sample(net, s, 'epsilon', shape, { sampler: 'ddim', steps: 5, eta: 0, rng: r1 });
+  const b = await sample(net, s, 'epsilon', shape, { sampler: 'ddim', steps: 5, eta: 0, rng: r2 });
   assert.equal(Array.from(await a.data()), Array.from(await b.data()));
   const probe = new Rng(5);
   probe.normals(32);
   assert.equal(r1.getState(), probe.getState(), 'DDIM eta=0 drew noise after the initial x_T');
   // DDPM draws fresh noise each step, so a different seed after x_T changes the result
   const before = tf.memory().numTensors;
-  const c = sample(net, s, 'epsilon', shape, { sampler: 'ddpm', steps: 5, rng: new Rng(5) });
+  const c = await sample(net, s, 'epsilon', shape, { sampler: 'ddpm', steps: 5, rng: new Rng(5) });
   assert.not.equal(Array.from(await c.data()), Array.from(await a.data()));
   c.dispose();
   assert.is(tf.memory().numTensors, before, 'sampler leaked tensors');
+});
+
+test('async denoisers (the onnx engine) give the same chain as sync ones, with guidance and without leaks', async () => {
+  // a conditional toy network: output depends on x, t and the labels
+  const netSync = (xx: tf.Tensor4D, t: number, labels?: Int32Array) => tf.tidy(() => {
+    const lab = tf.tensor4d(Float32Array.from(labels ?? new Int32Array(xx.shape[0]), (l) => l / 10), [xx.shape[0], 1, 1, 1]);
+    return tf.add(tf.mul(xx, 0.2 + t / 100), lab) as tf.Tensor4D;
+  });
+  const netAsync = async (xx: tf.Tensor4D, t: number, labels?: Int32Array) => {
+    await new Promise((r) => setTimeout(r, 1));
+    return netSync(xx, t, labels);
+  };
+  const shape: [number, number, number, number] = [3, 4, 4, 1];
+  const opts = (seed: number) => ({ sampler: 'ddpm' as const, steps: 4, guidance: 2.5, labels: Int32Array.of(1, 4, 7), nullLabel: 10, rng: new Rng(seed) });
+  const before = tf.memory().numTensors;
+  const a = await sample(netSync, s, 'epsilon', shape, opts(3));
+  const b = await sample(netAsync, s, 'epsilon', shape, opts(3));
+  assert.equal(Array.from(await a.data()), Array.from(await b.data()));
+  a.dispose(); b.dispose();
+  assert.is(tf.memory().numTensors, before, 'sampler leaked tensors');
+  // a failing network leaks nothing either
+  const bad = async () => { throw new Error('engine died'); };
+  try {
+    await sample(bad, s, 'epsilon', shape, opts(3));
+    assert.unreachable('should have thrown');
+  } catch (e) {
+    assert.match(String(e), /engine died/);
+  }
+  assert.is(tf.memory().numTensors, before, 'sampler leaked tensors after an engine error');
 });
 
 test.run();

@@ -1,0 +1,150 @@
+/**
+ * The onnx engine: an exported U-Net run by onnxruntime-node on all cores, behind the same
+ * Denoiser the samplers use for tfjs. Noise and the sampler steps stay on tfjs (host Rng), so
+ * both engines draw identical samples up to float rounding.
+ *
+ * onnxruntime-node is optional at run time: it is loaded on first use (dynamic import), and a
+ * missing package or an unusable native binding is reported as a reason, never thrown.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import type { UNetConfig } from '../diffusion/config.js';
+import type { Denoiser } from '../diffusion/samplers.js';
+import { DriftlabError } from '../util/errors.js';
+import { DataType, encodeModel, readModel } from './onnx-proto.js';
+
+type Ort = typeof import('onnxruntime-node');
+type Session = import('onnxruntime-node').InferenceSession;
+
+export interface OrtStatus {
+  ort: Ort | null;
+  version: string;
+  /** why it is unavailable (one line) */
+  error?: string;
+}
+
+let loading: Promise<OrtStatus> | null = null;
+
+/** Load onnxruntime-node once per process and prove the binding works on a one-node model. */
+export function loadOrt(): Promise<OrtStatus> {
+  loading ??= (async () => {
+    let ort: Ort;
+    try {
+      const m = (await import('onnxruntime-node')) as Ort & { default?: Ort };
+      ort = m.default?.InferenceSession ? m.default : m;
+    } catch (e) {
+      const msg = firstLine(e);
+      return { ort: null, version: '', error: /Cannot find (package|module) 'onnxruntime-node'/.test(msg) ? 'onnxruntime-node is not installed' : `onnxruntime-node failed to load (${msg})` };
+    }
+    const version = ort.env?.versions?.node ?? '?';
+    try {
+      const s = await ort.InferenceSession.create(probeModel(), { logSeverityLevel: 3 });
+      const r = await s.run({ a: new ort.Tensor('float32', Float32Array.of(1, 2), [2]) });
+      if ((r.b.data as Float32Array)[1] !== 2) throw new Error('probe model gave a wrong result');
+      await s.release();
+    } catch (e) {
+      return { ort: null, version, error: `onnxruntime-node ${version} is installed but unusable (${firstLine(e)})` };
+    }
+    return { ort, version };
+  })();
+  return loading;
+}
+
+const firstLine = (e: unknown) => String((e as Error)?.message ?? e).split('\n')[0].slice(0, 200);
+
+/** b = Identity(a), a: [n] float32 */
+function probeModel(): Uint8Array {
+  const vi = (name: string) => ({ name, elemType: DataType.FLOAT, dims: ['n'] });
+  return encodeModel({
+    irVersion: 8, opsetImports: [{ domain: '', version: 17 }], producerName: 'driftlab', producerVersion: '', docString: '', metadata: {},
+    graph: { name: 'probe', nodes: [{ name: 'id', opType: 'Identity', domain: '', inputs: ['a'], outputs: ['b'], attributes: [] }], initializers: [], inputs: [vi('a')], outputs: [vi('b')] },
+  });
+}
+
+export interface OnnxUNetOptions {
+  /** intra-op threads (default: all cores) */
+  threads?: number;
+}
+
+/** An exported U-Net in an onnxruntime session. */
+export class OnnxUNet {
+  private constructor(
+    private readonly ort: Ort, private readonly session: Session, readonly config: UNetConfig,
+    readonly threads: number, readonly version: string,
+  ) {}
+
+  /**
+   * model: the bytes of exportOnnx(), or the path of a .onnx file written by `driftlab export`.
+   * config: the model it must be; for files it is read from the file's metadata when omitted.
+   */
+  static async create(model: Uint8Array | string, config?: UNetConfig, opts: OnnxUNetOptions = {}): Promise<OnnxUNet> {
+    const status = await loadOrt();
+    if (!status.ort) throw new DriftlabError(`${status.error}; the onnx engine needs it (npm install onnxruntime-node), or use --engine tfjs`);
+    const what = typeof model === 'string' ? model : 'the exported model';
+    let bytes: Uint8Array;
+    if (typeof model === 'string') {
+      if (!fs.existsSync(model)) throw new DriftlabError(`${model} not found; write one with 'driftlab export --ckpt DIR --out ${model}'`);
+      bytes = fs.readFileSync(model);
+    } else bytes = model;
+    const proto = readModel(bytes, what); // one clear line for truncated or foreign files
+    const meta = proto.metadata['driftlab.model'];
+    let fileConfig: UNetConfig | undefined;
+    try { fileConfig = meta ? JSON.parse(meta) : undefined; } catch { /* reported below */ }
+    if (!fileConfig) throw new DriftlabError(`${what} carries no driftlab model config (metadata 'driftlab.model'); export it with 'driftlab export'`);
+    if (config && JSON.stringify(fileConfig) !== JSON.stringify(config)) {
+      throw new DriftlabError(`${what} was exported from another model config than this checkpoint's; re-export it from this checkpoint`);
+    }
+    const names = proto.graph.inputs.map((i) => i.name).sort().join(',');
+    const want = (fileConfig.numClasses > 0 ? ['labels', 't', 'x'] : ['t', 'x']).join(',');
+    if (names !== want || !proto.graph.outputs.some((o) => o.name === 'out')) {
+      throw new DriftlabError(`${what} has inputs [${names}] and outputs [${proto.graph.outputs.map((o) => o.name)}]; expected [${want}] -> out`);
+    }
+    const threads = opts.threads ?? os.availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) throw new DriftlabError(`--threads must be a positive integer, got ${threads}`);
+    let session: Session;
+    try {
+      session = await status.ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3,
+      });
+    } catch (e) {
+      throw new DriftlabError(`onnxruntime could not load ${what}: ${firstLine(e)}`);
+    }
+    return new OnnxUNet(status.ort, session, fileConfig, threads, status.version);
+  }
+
+  /** One line for humans: which engine, how many threads. */
+  get line(): string {
+    return `engine onnxruntime-node ${this.version} · cpu, ${this.threads} intra-op thread${this.threads > 1 ? 's' : ''} (sampler steps on tfjs ${tf.getBackend()})`;
+  }
+
+  /** x: [B,H,W,C] values, t: [B], labels: [B] -> out [B,H,W,Cout] values */
+  async run(x: Float32Array, B: number, t: Float32Array, labels?: Int32Array): Promise<Float32Array> {
+    const c = this.config, S = c.sampleSize;
+    const feeds: Record<string, InstanceType<Ort['Tensor']>> = {
+      x: new this.ort.Tensor('float32', x, [B, S, S, c.inChannels]),
+      t: new this.ort.Tensor('float32', t, [B]),
+    };
+    if (c.numClasses > 0) {
+      const lab = new BigInt64Array(B).fill(BigInt(c.numClasses)); // absent labels: the null class
+      if (labels) for (let i = 0; i < B; i++) lab[i] = BigInt(labels[i]);
+      feeds.labels = new this.ort.Tensor('int64', lab, [B]);
+    }
+    const r = await this.session.run(feeds);
+    return r.out.data as Float32Array;
+  }
+
+  /** The sampler's view: (x_t, t, labels) -> network output, as a new tfjs tensor. */
+  denoiser(): Denoiser {
+    const c = this.config;
+    return async (x, t, labels) => {
+      const B = x.shape[0];
+      const out = await this.run((await x.data()) as Float32Array, B, new Float32Array(B).fill(t), labels);
+      return tf.tensor4d(out, [B, c.sampleSize, c.sampleSize, c.outChannels]);
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
