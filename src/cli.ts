@@ -13,6 +13,7 @@ import { sampleCommand } from './commands/sample.js';
 import { scheduleCommand } from './commands/schedule.js';
 import { infoCommand } from './commands/info.js';
 import { quickstartCommand } from './commands/quickstart.js';
+import { exportCommand } from './commands/export.js';
 import { dataCommand } from './commands/data.js';
 import { serveCommand } from './commands/serve.js';
 
@@ -40,6 +41,8 @@ async function main() {
     .command(sampleCommand)
     .command(scheduleCommand)
     .command(infoCommand)
+    .command(exportCommand)
+    .command((await import('./commands/eval.js')).evalCommand)
     .command(dataCommand)
     .command(serveCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
