@@ -3,7 +3,8 @@ import type { CommandModule } from 'yargs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadCheckpoint, resolveCheckpointDir } from '../diffusion/checkpoint.js';
-import { countParams, unetParamSpecs } from '../diffusion/unet.js';
+import { countParams } from '../diffusion/unet.js';
+import { modelParamSpecs } from '../diffusion/arch.js';
 
 export const infoCommand: CommandModule<any, any> = {
   command: 'info <ckpt>',
@@ -14,7 +15,7 @@ export const infoCommand: CommandModule<any, any> = {
     const ck = await loadCheckpoint(dir, { optimizer: false });
     const c = ck.config;
     const files = fs.readdirSync(dir).map((f) => ({ file: f, bytes: fs.statSync(path.join(dir, f)).size }));
-    const params = countParams(unetParamSpecs(c.model));
+    const params = countParams(modelParamSpecs(c.model));
     const logPath = path.join(dir, 'train-log.jsonl');
     let lastLog: any = null;
     if (fs.existsSync(logPath)) {

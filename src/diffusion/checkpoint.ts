@@ -23,7 +23,7 @@ import { UNetConfig, validateUNetConfig } from './config.js';
 import { FlatLayout, flatLayout, joinFlat, splitFlat } from './model.js';
 import { ObjectiveConfig, DEFAULT_OBJECTIVE, validateObjective } from './objective.js';
 import { ScheduleConfig, validateScheduleConfig, DEFAULT_SCHEDULE } from './schedule.js';
-import { unetParamSpecs } from './unet.js';
+import { modelParamSpecs } from './arch.js';
 
 export const CHECKPOINT_FORMAT = 'driftlab-unet-1';
 
@@ -69,7 +69,7 @@ function fromTensors(layout: FlatLayout, tensors: Record<string, NamedTensor>, f
 }
 
 export async function saveCheckpoint(dir: string, d: CheckpointData): Promise<void> {
-  const layout = flatLayout(unetParamSpecs(d.config.model));
+  const layout = flatLayout(modelParamSpecs(d.config.model));
   const tmp = `${dir}.tmp`;
   const prev = `${dir}.prev`;
   // Finish an earlier save that was killed between its renames: DIR.prev is then the newest
@@ -148,7 +148,7 @@ export interface LoadOptions {
 export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promise<CheckpointData> {
   const d = resolveCheckpointDir(dir);
   const config = await loadCheckpointConfig(d);
-  const layout = flatLayout(unetParamSpecs(config.model));
+  const layout = flatLayout(modelParamSpecs(config.model));
   const readTensors = async (name: string) => {
     const file = path.join(d, name);
     return { file, tensors: decodeSafetensors(await readFileChecked(file, 'checkpoint weights'), file).tensors };

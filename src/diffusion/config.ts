@@ -25,6 +25,25 @@ export interface UNetConfig {
   timeEmbedHidden: number;
   /** number of classes for conditioning; 0 = unconditional. Index numClasses is the null class. */
   numClasses: number;
+  /** present for the space-time (video) U-Net: temporal attention across frames (src/video/) */
+  video?: VideoConfig;
+}
+
+/**
+ * The video U-Net = the image U-Net applied per frame + temporal attention after the blocks of
+ * the levels flagged in `temporal` (and in the middle if `temporalMid`).
+ */
+export interface VideoConfig {
+  /** frames per window the model is trained and exported with (K context + F-K targets) */
+  frames: number;
+  /** context frames of a training window */
+  contextFrames: number;
+  temporal: boolean[];
+  temporalMid: boolean;
+  temporalHeads: number;
+  /** frames covered by the relative position table (>= frames) */
+  maxFrames: number;
+  causal: boolean;
 }
 
 /** The reference network of shared/bench/UNET_SPEC.md (unconditional). */
@@ -55,5 +74,14 @@ export function validateUNetConfig(c: UNetConfig): void {
     if (c.attention[i] && c.blockOutChannels[i] % c.attentionHeads !== 0) bad(`channels ${c.blockOutChannels[i]} not divisible by attentionHeads ${c.attentionHeads}`);
   }
   if (c.timeEmbedDim % 2 !== 0) bad('timeEmbedDim must be even');
+  if (c.video) {
+    const v = c.video;
+    if (!Array.isArray(v.temporal) || v.temporal.length !== L) bad(`video.temporal must have one flag per level (${L})`);
+    if (!(Number.isInteger(v.frames) && v.frames >= 1 && v.frames <= v.maxFrames)) bad(`video.frames must be an integer in 1..maxFrames (${v.maxFrames})`);
+    if (!(Number.isInteger(v.contextFrames) && v.contextFrames >= 0 && v.contextFrames < v.frames)) bad('video.contextFrames must be in 0..frames-1');
+    for (let i = 0; i < L; i++) {
+      if (v.temporal[i] && c.blockOutChannels[i] % v.temporalHeads !== 0) bad(`channels ${c.blockOutChannels[i]} not divisible by video.temporalHeads ${v.temporalHeads}`);
+    }
+  }
   if (!(c.numClasses >= 0)) bad('numClasses must be >= 0');
 }

@@ -4,7 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UNetConfig } from './config.js';
-import { ParamSpec, countParams, initParamValues, unetForward, unetParamSpecs } from './unet.js';
+import { tfOps } from '../engine/tf-ops.js';
+import { modelApply, modelParamSpecs } from './arch.js';
+import { ParamSpec, countParams, initParamValues } from './unet.js';
 
 export interface FlatLayout {
   specs: ParamSpec[];
@@ -29,7 +31,7 @@ export class UNetModel {
   private static nextId = 0;
 
   constructor(readonly config: UNetConfig, init: Map<string, Float32Array> | number = 0) {
-    this.specs = unetParamSpecs(config);
+    this.specs = modelParamSpecs(config);
     this.layout = flatLayout(this.specs);
     const values = typeof init === 'number' ? initParamValues(this.specs, init) : init;
     for (const s of this.specs) {
@@ -43,9 +45,12 @@ export class UNetModel {
     return countParams(this.specs);
   }
 
-  /** x: [B,H,W,C], t: [B], labels: [B] -> [B,H,W,Cout] */
-  forward(x: tf.Tensor4D, t: tf.Tensor1D, labels?: tf.Tensor1D): tf.Tensor4D {
-    return unetForward(this.vars as Map<string, tf.Tensor>, this.config, x, t, labels);
+  /**
+   * x: [N,H,W,C], t: [N], labels: [N] -> [N,H,W,Cout]. For a video model N = B*F (frames folded
+   * into the batch, frame index fastest) and `frames` is F (default: the configured window).
+   */
+  forward(x: tf.Tensor4D, t: tf.Tensor1D, labels?: tf.Tensor1D, frames?: number): tf.Tensor4D {
+    return modelApply(tfOps, this.vars as Map<string, tf.Tensor>, this.config, x, t, labels, frames) as tf.Tensor4D;
   }
 
   /** Copy all parameters into one flat float32 array (layout order). */

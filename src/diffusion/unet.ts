@@ -110,7 +110,14 @@ export function unetForward(P: ParamStore, c: UNetConfig, x: tf.Tensor4D, t: tf.
  * The forward pass over any Ops (tfjs tensors, or an ONNX graph being built):
  *   x: [B,H,W,Cin], t: [B] float, labels: [B] int -> [B,H,W,Cout]
  */
-export function unetApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T, labels?: T): T {
+/**
+ * Called after every block of the U-Net with a name for what may be inserted there (the video
+ * model puts temporal attention at these points) and the block's resolution level.
+ */
+export type BlockHook<T> = (name: string, level: number, h: T) => T;
+
+export function unetApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T, labels?: T, hook?: BlockHook<T>): T {
+  const after = (name: string, level: number, h: T) => (hook ? hook(name, level, h) : h);
   const { normGroups: g, normEps: eps, attentionHeads: heads } = c;
   let temb = linear(P, 'time_embedding.linear_1', timestepFeatures(t, c.timeEmbedDim, o), o); // [B, temb]
   temb = linear(P, 'time_embedding.linear_2', silu(temb, o), o);
@@ -123,12 +130,14 @@ export function unetApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T,
     for (let j = 0; j < c.layersPerBlock; j++) {
       h = resBlock(P, `down_blocks.${i}.resnets.${j}`, h, tact, g, eps, o);
       if (c.attention[i]) h = attention(P, `down_blocks.${i}.attentions.${j}`, h, heads, g, eps, o);
+      h = after(`down_blocks.${i}.temp_attentions.${j}`, i, h);
       skips.push(h);
     }
     if (i < ch.length - 1) h = conv(P, `down_blocks.${i}.downsamplers.0.conv`, h, 2, o);
   }
   h = resBlock(P, 'mid_block.resnets.0', h, tact, g, eps, o);
   if (c.midAttention) h = attention(P, 'mid_block.attentions.0', h, heads, g, eps, o);
+  h = after('mid_block.temp_attentions.0', ch.length - 1, h);
   h = resBlock(P, 'mid_block.resnets.1', h, tact, g, eps, o);
   for (let u = 0; u < ch.length; u++) {
     const i = ch.length - 1 - u;
@@ -136,6 +145,7 @@ export function unetApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T,
       h = o.concat([h, skips.pop()!], 3); // diffusers: torch.cat([h, skip], dim=1)
       h = resBlock(P, `up_blocks.${u}.resnets.${j}`, h, tact, g, eps, o);
       if (c.attention[i]) h = attention(P, `up_blocks.${u}.attentions.${j}`, h, heads, g, eps, o);
+      h = after(`up_blocks.${u}.temp_attentions.${j}`, i, h);
     }
     if (i > 0) h = upsample(P, `up_blocks.${u}.upsamplers.0`, h, o);
   }

@@ -9,7 +9,7 @@
  */
 import { UNetConfig } from '../diffusion/config.js';
 import { flatLayout, splitFlat } from '../diffusion/model.js';
-import { unetApply, unetParamSpecs } from '../diffusion/unet.js';
+import { modelApply, modelParamSpecs } from '../diffusion/arch.js';
 import { DriftlabError } from '../util/errors.js';
 import { encodeModel } from './onnx-proto.js';
 import { GVal, OnnxGraphBuilder } from './onnx-ops.js';
@@ -32,7 +32,7 @@ export interface Exported {
 
 /** params: name -> values (checkpoint layouts), or the flat layout of UNetModel.getFlat(). */
 export function exportOnnx(config: UNetConfig, params: Map<string, Float32Array> | Float32Array, opts: ExportOptions = {}): Exported {
-  const specs = unetParamSpecs(config);
+  const specs = modelParamSpecs(config);
   const layout = flatLayout(specs);
   if (params instanceof Float32Array && params.length !== layout.size) {
     throw new DriftlabError(`cannot export: ${params.length} parameter values, the config implies ${layout.size}`);
@@ -49,7 +49,7 @@ export function exportOnnx(config: UNetConfig, params: Map<string, Float32Array>
   const x = g.input('x', [-1, S, S, config.inChannels]);
   const t = g.input('t', [-1]);
   const labels = config.numClasses > 0 ? g.input('labels', [-1], 'int64') : undefined;
-  g.output(unetApply(g, P, config, x, t, labels), 'out');
+  g.output(modelApply(g, P, config, x, t, labels), 'out');
   const bytes = encodeModel({
     irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }],
     producerName: 'driftlab', producerVersion: opts.producerVersion ?? '', docString: 'driftlab image U-Net (NHWC); out = raw network output',

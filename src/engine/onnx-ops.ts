@@ -275,9 +275,14 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     if (free > 1) unsupported('reshape', `with more than one inferred dimension ([${target}])`);
     const [kk, bb] = sym(target.filter((d) => d >= 0));
     if (bb > 0 || b > 1) unsupported('reshape', `of [${x.shape}] to [${target}]`);
+    // The batch axis may be split (video: [B*F,H,W,C] -> [B,F,H*W,C]): its multiple is then a
+    // fraction (-1/F x batch); ONNX only ever sees -1 there.
     const shape = target.map((d) => (d < 0 ? (b ? -k / kk : k / kk) : d));
     const [k2, b2] = sym(shape);
-    if (k2 !== k || b2 !== b || !shape.every((d) => Number.isInteger(d))) unsupported('reshape', `of [${x.shape}] to [${target}]`);
+    const fixedOk = shape.every((d) => d < 0 || Number.isInteger(d));
+    if (Math.abs(k2 - k) > 1e-9 * k || b2 !== b || !fixedOk || (!b && !Number.isInteger(shape[target.findIndex((d) => d < 0)] ?? 0))) {
+      unsupported('reshape', `of [${x.shape}] to [${target}]`);
+    }
     return shape;
   }
 }
