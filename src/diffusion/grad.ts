@@ -18,6 +18,21 @@ export interface TrainBatch {
   t: Int32Array;
   /** class labels [B] (numClasses = null class); absent for unconditional models */
   labels?: Int32Array;
+  /**
+   * extra per-sample loss weights [B] (video: 0 for context frames), already normalised over the
+   * whole batch so that the loss is sum(w * mse) / sum(w) (mean of w = 1)
+   */
+  weights?: Float32Array;
+  /** video: frames per clip; rows are clip-major (frame index fastest) and shards keep clips whole */
+  frames?: number;
+}
+
+/** Per-sample weights scaled to mean 1 over the batch (all zero is refused). */
+export function normaliseWeights(w: Float32Array): Float32Array {
+  let s = 0;
+  for (const v of w) s += v;
+  if (!(s > 0)) throw new Error('loss weights sum to zero: a batch with no target frames');
+  return w.map((v) => (v * w.length) / s);
 }
 
 export function sliceBatch(b: TrainBatch, from: number, to: number): TrainBatch {
@@ -27,6 +42,8 @@ export function sliceBatch(b: TrainBatch, from: number, to: number): TrainBatch 
     eps: b.eps.slice(from * D, to * D),
     t: b.t.slice(from, to),
     labels: b.labels?.slice(from, to),
+    weights: b.weights?.slice(from, to),
+    frames: b.frames,
   };
 }
 
@@ -44,6 +61,7 @@ export function lossAndGrad(
   const xt = addNoise(schedule, batch.x0, batch.eps, batch.t);
   const target = makeTarget(objective, schedule, batch.x0, batch.eps, batch.t);
   const w = lossWeights(objective, schedule, batch.t);
+  if (batch.weights) for (let i = 0; i < w.length; i++) w[i] *= batch.weights[i];
   const grad = into ?? new Float32Array(model.layout.size);
   const varList = model.specs.map((s) => model.vars.get(s.name)!);
   let loss = 0;
@@ -54,7 +72,7 @@ export function lossAndGrad(
     const y = tf.tensor4d(target, shape);
     const wt = tf.tensor1d(w);
     const { value, grads } = tf.variableGrads(() => {
-      const out = model.forward(x, tt, lab);
+      const out = model.forward(x, tt, lab, batch.frames);
       const perSample = tf.mean(tf.squaredDifference(out, y), [1, 2, 3]);
       return tf.mean(tf.mul(perSample, wt)) as tf.Scalar;
     }, varList);

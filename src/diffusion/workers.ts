@@ -47,8 +47,10 @@ export class GradWorkerPool {
   async lossAndGrad(params: Float32Array, batch: TrainBatch, out: Float32Array): Promise<number> {
     this.params.set(params);
     const B = batch.t.length;
-    const n = Math.min(this.slots.length, B);
-    const bounds = Array.from({ length: n + 1 }, (_, k) => Math.round((k * B) / n));
+    const G = batch.frames ?? 1; // shards hold whole clips
+    const groups = B / G;
+    const n = Math.min(this.slots.length, groups);
+    const bounds = Array.from({ length: n + 1 }, (_, k) => G * Math.round((k * groups) / n));
     const losses = await Promise.all(this.slots.slice(0, n).map((slot, k) => new Promise<number>((resolve, reject) => {
       const shard = sliceBatch(batch, bounds[k], bounds[k + 1]);
       slot.worker.once('message', (m) => (m.error ? reject(new Error(m.error)) : resolve(m.loss)));
