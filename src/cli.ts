@@ -16,6 +16,7 @@ import { quickstartCommand } from './commands/quickstart.js';
 import { exportCommand } from './commands/export.js';
 import { dataCommand } from './commands/data.js';
 import { serveCommand } from './commands/serve.js';
+import { trainVideoCommand } from './commands/train-video.js';
 
 export function fail(e: unknown): never {
   const debug = process.env.DRIFTLAB_DEBUG === '1';
@@ -45,6 +46,7 @@ async function main() {
     .command((await import('./commands/eval.js')).evalCommand)
     .command(dataCommand)
     .command(serveCommand)
+    .command(trainVideoCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
     .strict()
     .recommendCommands()

@@ -25,7 +25,7 @@ export interface Pipeline {
 export function denoiserOf(model: UNetModel): Denoiser {
   return (x, t, labels) => tf.tidy(() => {
     const B = x.shape[0];
-    const tt = tf.fill([B], t, 'float32') as tf.Tensor1D;
+    const tt = (typeof t === 'number' ? tf.fill([B], t, 'float32') : tf.tensor1d(t)) as tf.Tensor1D;
     const lab = labels && model.config.numClasses > 0 ? tf.tensor1d(labels, 'int32') : undefined;
     return model.forward(x, tt, lab);
   });

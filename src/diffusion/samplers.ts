@@ -24,7 +24,11 @@ import { Schedule } from './schedule.js';
  * Network output for x_t at timestep t: a new tensor the caller owns (never x itself). Engines
  * that run outside tfjs (onnxruntime) answer asynchronously.
  */
-export type Denoiser = (x: tf.Tensor4D, t: number, labels?: Int32Array) => tf.Tensor4D | Promise<tf.Tensor4D>;
+/**
+ * The network as samplers see it: x [N,H,W,C] and one timestep for all rows, or one per row
+ * (video: context frames clean, targets noised) -> raw output [N,H,W,Cout].
+ */
+export type Denoiser = (x: tf.Tensor4D, t: number | Float32Array, labels?: Int32Array) => tf.Tensor4D | Promise<tf.Tensor4D>;
 export type SamplerName = 'ddpm' | 'ddim';
 export const SAMPLERS: SamplerName[] = ['ddpm', 'ddim'];
 export type Spacing = 'leading' | 'trailing';

@@ -139,7 +139,7 @@ export class OnnxUNet {
     const c = this.config;
     return async (x, t, labels) => {
       const B = x.shape[0];
-      const out = await this.run((await x.data()) as Float32Array, B, new Float32Array(B).fill(t), labels);
+      const out = await this.run((await x.data()) as Float32Array, B, typeof t === 'number' ? new Float32Array(B).fill(t) : t, labels);
       return tf.tensor4d(out, [B, c.sampleSize, c.sampleSize, c.outChannels]);
     };
   }

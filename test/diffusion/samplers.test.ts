@@ -101,11 +101,11 @@ test('DDIM with eta 0 is deterministic: only the initial noise is drawn', async 
 
 test('async denoisers (the onnx engine) give the same chain as sync ones, with guidance and without leaks', async () => {
   // a conditional toy network: output depends on x, t and the labels
-  const netSync = (xx: tf.Tensor4D, t: number, labels?: Int32Array) => tf.tidy(() => {
+  const netSync = (xx: tf.Tensor4D, t: number | Float32Array, labels?: Int32Array) => tf.tidy(() => {
     const lab = tf.tensor4d(Float32Array.from(labels ?? new Int32Array(xx.shape[0]), (l) => l / 10), [xx.shape[0], 1, 1, 1]);
-    return tf.add(tf.mul(xx, 0.2 + t / 100), lab) as tf.Tensor4D;
+    return tf.add(tf.mul(xx, 0.2 + (t as number) / 100), lab) as tf.Tensor4D;
   });
-  const netAsync = async (xx: tf.Tensor4D, t: number, labels?: Int32Array) => {
+  const netAsync = async (xx: tf.Tensor4D, t: number | Float32Array, labels?: Int32Array) => {
     await new Promise((r) => setTimeout(r, 1));
     return netSync(xx, t, labels);
   };

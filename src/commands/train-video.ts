@@ -1,0 +1,45 @@
+/** driftlab train-video: train the space-time U-Net on Moving-MNIST windows. */
+import type { CommandModule } from 'yargs';
+import * as os from 'node:os';
+import { initBackend, BackendName } from '../backend.js';
+import { VIDEO_PRESETS, getVideoPreset } from '../video/presets.js';
+import { trainVideo } from '../video/train-video.js';
+import { DriftlabError } from '../util/errors.js';
+import { nonNegative, positiveInt } from './common.js';
+
+export const trainVideoCommand: CommandModule<any, any> = {
+  command: 'train-video',
+  describe: 'train the space-time U-Net on Moving-MNIST clip windows (K context frames, loss on the targets)',
+  builder: (y) => y
+    .option('preset', { type: 'string', default: 'mmnist-small', describe: `video recipe: ${Object.keys(VIDEO_PRESETS).join(', ')}` })
+    .option('out', { type: 'string', demandOption: true, describe: 'checkpoint folder' })
+    .option('resume', { type: 'boolean', default: false })
+    .option('overwrite', { type: 'boolean', default: false })
+    .option('init-image', { type: 'string', describe: 'initialise the spatial layers from this image checkpoint (temporal layers start as identity)' })
+    .option('steps', { type: 'number' })
+    .option('minutes', { type: 'number', describe: 'stop after this many minutes (checkpointed; --resume continues)' })
+    .option('batch-size', { type: 'number', describe: 'clips per step' })
+    .option('lr', { type: 'number' })
+    .option('context-noise', { type: 'number', describe: 'context noise augmentation: context timesteps drawn from 0..N (0 = clean context)' })
+    .option('stochastic', { type: 'boolean', describe: 'train on SMMNIST (random direction at each bounce)' })
+    .option('checkpoint-every', { type: 'number' })
+    .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'data-parallel worker threads (clips stay whole)' }),
+  handler: async (a) => {
+    const p = getVideoPreset(a.preset);
+    const tc = p.train;
+    if (a.steps !== undefined) tc.steps = positiveInt('steps', a.steps);
+    if (a.batchSize !== undefined) tc.batchSize = positiveInt('batch-size', a.batchSize);
+    if (a.lr !== undefined) tc.lr = nonNegative('lr', a.lr);
+    if (a.contextNoise !== undefined) tc.maxContextT = Math.floor(nonNegative('context-noise', a.contextNoise));
+    if (a.checkpointEvery !== undefined) tc.checkpointEvery = positiveInt('checkpoint-every', a.checkpointEvery);
+    if (a.stochastic !== undefined) p.data.stochastic = a.stochastic;
+    if (a.minutes !== undefined && !(a.minutes > 0)) throw new DriftlabError(`--minutes must be > 0, got ${a.minutes}`);
+    tc.seed = a.seed;
+    const workers = positiveInt('workers', a.workers);
+    const info = await initBackend(a.backend as BackendName);
+    const v = p.model.video!;
+    process.stderr.write(`driftlab: training ${p.name}: ${p.model.sampleSize}x${p.model.sampleSize} frames, windows of ${v.frames} (${v.contextFrames} context), ${tc.batchSize} clips/step, ${workers} worker${workers > 1 ? 's' : ''}, ${info.backend}\n`);
+    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage });
+    process.stdout.write(`trained to step ${r.steps} in ${r.seconds.toFixed(0)} s; last loss ${r.lastLoss.toFixed(4)}${r.stoppedEarly ? ' (time limit reached; --resume continues)' : ''}\ncheckpoint: ${a.out}\n`);
+  },
+};

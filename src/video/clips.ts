@@ -1,0 +1,87 @@
+/**
+ * Moving-MNIST windows for the video model: frames pooled to the model's size and scaled to
+ * [-1, 1], as float32 [B*F, S, S, 1] (clip-major, frame index fastest).
+ *
+ * Training stream: clip k of the seeded generator for every k in turn (a fresh clip each time,
+ * so the model never sees the same clip twice); the first K frames are context (t = 0, or a
+ * context-noise level drawn up to maxContextT), the rest targets sharing one t ~ U{0..T-1};
+ * the loss covers target frames only.
+ */
+import { MovingMnist, MovingMnistConfig } from '../../datasets/moving-mnist/index.js';
+import { TrainBatch, normaliseWeights } from '../diffusion/grad.js';
+import { BatchStream } from '../diffusion/trainer.js';
+import { DriftlabError } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+
+/** Average-pool a uint8 S0xS0 frame by p into out (float32 in [-1,1]). */
+export function poolFrame(src: Uint8Array, S0: number, p: number, out: Float32Array, offset = 0): void {
+  const S = S0 / p;
+  const scale = 1 / (p * p * 127.5);
+  for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
+    let s = 0;
+    for (let dy = 0; dy < p; dy++) for (let dx = 0; dx < p; dx++) s += src[(y * p + dy) * S0 + x * p + dx];
+    out[offset + y * S + x] = s * scale - 1;
+  }
+}
+
+export function modelFrameSize(data: MovingMnistConfig & { pool: number }): number {
+  if (data.size % data.pool !== 0) throw new DriftlabError(`canvas ${data.size} is not divisible by pool ${data.pool}`);
+  return data.size / data.pool;
+}
+
+/** Frames [start, start+F) of clip k as float32 [F*S*S] in [-1,1]. */
+export function clipWindow(mm: MovingMnist, pool: number, k: number, F: number, start = 0): Float32Array {
+  const S0 = mm.config.size, S = S0 / pool;
+  const clip = mm.clip(k, false);
+  const buf = new Uint8Array(S0 * S0);
+  const out = new Float32Array(F * S * S);
+  for (let t = 0; t < start + F; t++) {
+    clip.next(buf);
+    if (t >= start) poolFrame(buf, S0, pool, out, (t - start) * S * S);
+  }
+  return out;
+}
+
+export interface ClipStreamOptions {
+  data: MovingMnistConfig & { pool: number };
+  seed: number;
+  batchSize: number;
+  frames: number;
+  contextFrames: number;
+  maxContextT: number;
+  T: number;
+}
+
+export class ClipStream implements BatchStream {
+  private readonly mm: MovingMnist;
+  private nextClip = 0;
+  constructor(private readonly o: ClipStreamOptions) {
+    this.mm = new MovingMnist(o.data, o.seed);
+    modelFrameSize(o.data);
+  }
+
+  next(rng: Rng): TrainBatch {
+    const { batchSize: B, frames: F, contextFrames: K, T, maxContextT } = this.o;
+    const S = this.o.data.size / this.o.data.pool;
+    const x0 = new Float32Array(B * F * S * S);
+    const t = new Int32Array(B * F);
+    const w = new Float32Array(B * F);
+    for (let b = 0; b < B; b++) {
+      x0.set(clipWindow(this.mm, this.o.data.pool, this.nextClip++, F), b * F * S * S);
+      const tTarget = rng.int(T);
+      const tContext = maxContextT > 0 ? rng.int(maxContextT + 1) : 0;
+      for (let f = 0; f < F; f++) {
+        t[b * F + f] = f < K ? tContext : tTarget;
+        w[b * F + f] = f < K ? 0 : 1;
+      }
+    }
+    const eps = rng.normals(B * F * S * S);
+    return { x0, eps, t, weights: normaliseWeights(w), frames: F };
+  }
+
+  state() { return { kind: 'moving-mnist-clips', nextClip: this.nextClip }; }
+  setState(s: any) {
+    if (!s || s.kind !== 'moving-mnist-clips' || !Number.isInteger(s.nextClip)) throw new DriftlabError('train state does not belong to a video run');
+    this.nextClip = s.nextClip;
+  }
+}

@@ -1,0 +1,72 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as path from 'node:path';
+import { ensureWasm } from '../helpers/backend.js';
+import { tempDir } from '../helpers/common.js';
+import { getVideoPreset } from '../../src/video/presets.js';
+import { trainVideo } from '../../src/video/train-video.js';
+import { loadCheckpoint } from '../../src/diffusion/checkpoint.js';
+import { ClipStream, clipWindow } from '../../src/video/clips.js';
+import { MovingMnist } from '../../datasets/moving-mnist/index.js';
+import { Rng } from '../../src/util/rng.js';
+
+const dir = tempDir('driftlab-video-');
+const tiny = (steps: number) => { const p = getVideoPreset('mmnist-tiny'); p.train.steps = steps; p.train.seed = 2; return p; };
+
+test('clip windows: pooled frames in [-1,1], context weighted 0, targets share one t', () => {
+  const p = tiny(1);
+  const s = new ClipStream({ data: p.data, seed: 1, batchSize: 2, frames: 6, contextFrames: 3, maxContextT: 0, T: 1000 });
+  const b = s.next(new Rng(0));
+  assert.is(b.t.length, 12);
+  assert.is(b.frames, 6);
+  assert.equal(Array.from(b.weights!), [0, 0, 0, 2, 2, 2, 0, 0, 0, 2, 2, 2]);
+  assert.equal(Array.from(b.t.slice(0, 3)), [0, 0, 0]);
+  assert.ok(b.t[3] === b.t[4] && b.t[4] === b.t[5]);
+  assert.ok(b.x0.every((v) => v >= -1 && v <= 1));
+  // window 0 is clip 0 of the generator, 4x4 average-pooled
+  const w = clipWindow(new MovingMnist(p.data, 1), 4, 0, 6);
+  assert.equal(Array.from(b.x0.slice(0, w.length)), Array.from(w));
+  assert.equal(s.state(), { kind: 'moving-mnist-clips', nextClip: 2 });
+});
+
+test('a short mmnist-tiny training lowers the loss; resume equals the uninterrupted run', async () => {
+  await ensureWasm();
+  const full = await trainVideo({ preset: tiny(30), out: path.join(dir, 'full'), workers: 1, backend: 'wasm', quiet: true });
+  const first = full.losses.slice(0, 5).reduce((a, b) => a + b) / 5;
+  const last = full.losses.slice(-10).reduce((a, b) => a + b) / 10;
+  assert.ok(last < 0.6 * first, `video loss did not fall enough: ${first} -> ${last}`);
+  const half = path.join(dir, 'half');
+  const a = await trainVideo({ preset: tiny(12), out: half, workers: 1, backend: 'wasm', quiet: true });
+  const b = await trainVideo({ preset: tiny(30), out: half, resume: true, workers: 1, backend: 'wasm', quiet: true });
+  assert.equal([...a.losses, ...b.losses], full.losses);
+});
+
+test('two workers keep clips whole and equal one process up to float rounding', async () => {
+  await ensureWasm();
+  const one = await trainVideo({ preset: tiny(3), out: path.join(dir, 'w1'), workers: 1, backend: 'wasm', quiet: true });
+  const two = await trainVideo({ preset: tiny(3), out: path.join(dir, 'w2'), workers: 2, backend: 'wasm', quiet: true });
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(one.losses[i] - two.losses[i]) < 1e-5 * one.losses[i], `${one.losses[i]} vs ${two.losses[i]}`);
+});
+
+test('--init-image: spatial weights come from the image checkpoint, temporal ones start as identity', async () => {
+  await ensureWasm();
+  const { train } = await import('../../src/diffusion/train.js');
+  const { getPreset } = await import('../../src/diffusion/presets.js');
+  const { loadBundledMnist } = await import('../../datasets/mnist/index.js');
+  const ip = getPreset('mnist-tiny');
+  ip.model.numClasses = 0;
+  ip.model.attention = [false, false];
+  ip.model.midAttention = false;
+  ip.train.steps = 2;
+  const img = path.join(dir, 'img');
+  await train({ preset: ip, data: loadBundledMnist(), out: img, workers: 1, backend: 'wasm', quiet: true });
+  const vid = path.join(dir, 'from-img');
+  const p = tiny(1);
+  p.train.lr = 0; // no update: the saved weights are the initial ones
+  p.train.weightDecay = 0;
+  await trainVideo({ preset: p, out: vid, workers: 1, backend: 'wasm', quiet: true, initImage: img });
+  const ic = await loadCheckpoint(img), vc = await loadCheckpoint(vid);
+  assert.equal(Array.from(vc.params.subarray(0, ic.ema!.length)), Array.from(ic.ema!), 'spatial weights differ from the image EMA weights');
+});
+
+test.run();
