@@ -17,6 +17,7 @@ import { exportCommand } from './commands/export.js';
 import { dataCommand } from './commands/data.js';
 import { serveCommand } from './commands/serve.js';
 import { trainVideoCommand } from './commands/train-video.js';
+import { sampleVideoCommand } from './commands/sample-video.js';
 
 export function fail(e: unknown): never {
   const debug = process.env.DRIFTLAB_DEBUG === '1';
@@ -47,6 +48,7 @@ async function main() {
     .command(dataCommand)
     .command(serveCommand)
     .command(trainVideoCommand)
+    .command(sampleVideoCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
     .strict()
     .recommendCommands()
