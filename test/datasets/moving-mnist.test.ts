@@ -40,6 +40,23 @@ test('frames are the pixel-wise max of the digits drawn at the recorded position
   }
 });
 
+test('the intensity centroid of each rendered digit agrees with its recorded position', () => {
+  const clip = new MovingMnist({ digits: 1 }, 12).clip(0);
+  const frame = new Uint8Array(4096);
+  const d = clip.truth;
+  for (let t = 0; t < 60; t++) {
+    clip.next(frame);
+    const { index } = d[0];
+    let m = 0, cx = 0, cy = 0, dm = 0, dx = 0, dy = 0;
+    for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) { const v = frame[y * 64 + x]; m += v; cx += v * x; cy += v * y; }
+    for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) { const v = src.images[index * 784 + y * 28 + x]; dm += v; dx += v * x; dy += v * y; }
+    const [px, py] = d[0].positions[t];
+    // the digit is drawn at the rounded position; its own centroid is offset within the 28x28 box
+    assert.ok(Math.abs(cx / m - (Math.round(px) + dx / dm)) < 1e-9 && Math.abs(cy / m - (Math.round(py) + dy / dm)) < 1e-9, `t=${t}`);
+    assert.ok(Math.abs(cx / m - (px + dx / dm)) <= 0.5 + 1e-9 && Math.abs(cy / m - (py + dy / dm)) <= 0.5 + 1e-9);
+  }
+});
+
 test('constant speed 3.6 px/frame with exact reflection: positions follow the folded straight line', () => {
   const clip = new MovingMnist({}, 9).clip(0);
   for (let t = 0; t < 400; t++) clip.next();
