@@ -1,0 +1,90 @@
+/**
+ * Video rows of `npm run bench`: the mmnist-small space-time U-Net (32x32 frames, windows of 8).
+ *   train clips/s  = clips per step / seconds per full training step (whole batch, --workers)
+ *   fwd frames/s   = frames per no-grad forward / seconds (tfjs, and onnx when it loads)
+ * Median of --iters timed iterations after --warmup.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, BackendName } from '../src/backend.js';
+import { UNetModel } from '../src/diffusion/model.js';
+import { lossAndGrad } from '../src/diffusion/grad.js';
+import { AdamW, clipGradNorm } from '../src/diffusion/optim.js';
+import { makeSchedule } from '../src/diffusion/schedule.js';
+import { GradWorkerPool } from '../src/diffusion/workers.js';
+import { exportOnnx } from '../src/engine/export.js';
+import { OnnxUNet } from '../src/engine/onnx-engine.js';
+import { ClipStream } from '../src/video/clips.js';
+import { getVideoPreset } from '../src/video/presets.js';
+import { Rng } from '../src/util/rng.js';
+
+const argv = process.argv;
+const opt = (n: string, d: string) => (argv.includes(`--${n}`) ? argv[argv.indexOf(`--${n}`) + 1] : d);
+const median = (v: number[]) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+async function timeIt(label: string, warmup: number, iters: number, fn: () => Promise<void> | void): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const ms: number[] = [];
+  for (let i = 0; i < iters; i++) { const t0 = performance.now(); await fn(); ms.push(performance.now() - t0); }
+  process.stderr.write(`  ${label}: median ${median(ms).toFixed(0)} ms over ${iters}\n`);
+  return median(ms);
+}
+
+async function main() {
+  const backend = opt('backend', 'auto') as BackendName;
+  const iters = Number(opt('iters', '10')), warmup = Number(opt('warmup', '3'));
+  const workers = Number(opt('workers', String(os.availableParallelism())));
+  const info = await initBackend(backend);
+  const p = getVideoPreset(opt('preset', 'mmnist-small'));
+  const v = p.model.video!, S = p.model.sampleSize, F = v.frames, B = p.train.batchSize;
+  const model = new UNetModel(p.model, 0);
+  const stream = new ClipStream({ data: p.data, seed: 0, batchSize: B, frames: F, contextFrames: v.contextFrames, maxContextT: 0, T: 1000 });
+  const batch = stream.next(new Rng(0));
+  const schedule = makeSchedule(p.schedule);
+  const size = model.layout.size, params = model.getFlat(), grad = new Float32Array(size), adam = new AdamW(size);
+  const rows: Record<string, unknown>[] = [];
+  const msTrain1 = await timeIt(`train step, ${B} clips x ${F} frames, in-process`, warmup, iters, () => {
+    grad.fill(0); lossAndGrad(model, schedule, p.objective, batch, 1, grad); clipGradNorm(grad, 1); adam.step(params, grad); model.setFlat(params);
+  });
+  rows.push({ what: 'video train', engine: 'tfjs', threads: 1, clipsPerSec: (B * 1000) / msTrain1 });
+  if (workers > 1) {
+    const pool = await GradWorkerPool.create(workers, { backend, model: p.model, schedule: p.schedule, objective: p.objective, size });
+    const ms = await timeIt(`train step, ${workers} workers`, warmup, iters, async () => { await pool.lossAndGrad(params, batch, grad); clipGradNorm(grad, 1); adam.step(params, grad); });
+    rows.push({ what: 'video train', engine: 'tfjs', threads: workers, clipsPerSec: (B * 1000) / ms });
+    await pool.close();
+  }
+  const N = B * F;
+  const x = tf.tensor4d(batch.x0, [N, S, S, 1]), t = tf.tensor1d(Float32Array.from(batch.t));
+  const msFwd = await timeIt(`forward, ${N} frames, tfjs`, warmup, iters, () => { tf.tidy(() => { model.forward(x, t).dataSync(); }); });
+  rows.push({ what: 'video forward', engine: 'tfjs', threads: 1, framesPerSec: (N * 1000) / msFwd });
+  try {
+    for (const threads of [1, os.availableParallelism()]) {
+      const unet = await OnnxUNet.create(exportOnnx(p.model, params).bytes, p.model, { threads });
+      const tt = Float32Array.from(batch.t);
+      const ms = await timeIt(`forward, ${N} frames, onnx ${threads} thread(s)`, warmup, iters, async () => { await unet.run(batch.x0, N, tt); });
+      rows.push({ what: 'video forward', engine: 'onnx', threads, framesPerSec: (N * 1000) / ms });
+      await unet.release();
+    }
+  } catch (e) {
+    process.stderr.write(`  onnx rows skipped: ${(e as Error).message}\n`);
+  }
+  const result = {
+    preset: p.name, frames: F, size: S, clipsPerStep: B, params: model.numParams, backend: info.line, cores: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model, node: process.version, date: new Date().toISOString(), iters, warmup,
+    command: `node dist/bench/bench-video.js ${argv.slice(2).join(' ')}`.trim(), rows,
+  };
+  process.stdout.write(`\n${p.name} space-time U-Net (${model.numParams.toLocaleString('en-US')} params), ${S}x${S}, windows of ${F}, ${info.line}\n`);
+  for (const r of rows) {
+    const val = r.clipsPerSec !== undefined ? `${(r.clipsPerSec as number).toFixed(2)} clips/s` : `${(r.framesPerSec as number).toFixed(1)} frames/s`;
+    process.stdout.write(`  ${String(r.what).padEnd(14)} ${String(r.engine).padEnd(5)} ${String(r.threads).padStart(2)} thread(s)  ${val}\n`);
+  }
+  const out = opt('out', path.join('bench', 'results', 'video-latest.json'));
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(`written ${out}\n`);
+  model.dispose();
+}
+
+main().catch((e) => { process.stderr.write(`bench-video failed: ${(e as Error).message}\n`); process.exit(1); });
