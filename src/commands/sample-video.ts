@@ -13,12 +13,25 @@ import { loadClips } from '../../datasets/moving-mnist/load.js';
 import { clipWindow, poolFrame } from '../video/clips.js';
 import { continueClips } from '../video/sample-clip.js';
 import { frameMetrics } from '../eval/frames.js';
+import { writeFilmstrip, writeGif, writeMp4 } from '../video/writers.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { positiveInt } from './common.js';
 
 /** [-1,1] floats -> uint8 */
 const toU8 = (v: Float32Array) => Uint8Array.from(v, (x) => Math.max(0, Math.min(255, Math.round((x + 1) * 127.5))));
+
+/** Frames [T, N*S, 2*S + 1]: each clip a row, truth on the left, generated on the right. */
+export function sideBySide(truth: Float32Array, gen: Float32Array, N: number, F: number, S: number): { frames: Float32Array; H: number; W: number } {
+  const H = N * S, W = 2 * S + 1;
+  const out = new Float32Array(F * H * W).fill(0.5);
+  for (let f = 0; f < F; f++) for (let n = 0; n < N; n++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
+    const src = ((n * F + f) * S + y) * S + x, row = (f * H + n * S + y) * W;
+    out[row + x] = truth[src];
+    out[row + S + 1 + x] = gen[src];
+  }
+  return { frames: out, H, W };
+}
 
 export const sampleVideoCommand: CommandModule<any, any> = {
   command: 'sample-video',
@@ -33,7 +46,9 @@ export const sampleVideoCommand: CommandModule<any, any> = {
     .option('steps', { type: 'number', default: 50 })
     .option('eta', { type: 'number', default: 0 })
     .option('engine', { choices: ENGINE_CHOICES, default: 'auto', describe: 'forward engine' })
-    .option('threads', { type: 'number', describe: 'onnx intra-op threads (default: all cores)' }),
+    .option('threads', { type: 'number', describe: 'onnx intra-op threads (default: all cores)' })
+    .option('fps', { type: 'number', default: 4, describe: 'frames per second of the GIF/MP4' })
+    .option('mp4', { type: 'boolean', default: false, describe: 'also write an MP4 (needs ffmpeg: ffmpeg-static, FFMPEG_PATH or PATH)' }),
   handler: async (a) => {
     const N = positiveInt('clips', a.clips), steps = positiveInt('steps', a.steps);
     if (fs.existsSync(a.out) && fs.readdirSync(a.out).length > 0) throw new DriftlabError(`${a.out} is not empty; choose a new --out folder`);
@@ -81,6 +96,17 @@ export const sampleVideoCommand: CommandModule<any, any> = {
         note: 'frames 0..K-1 are the given context; metrics against the ground-truth continuation, pixel range [0,1]',
       };
       await writeFileAtomic(path.join(a.out, 'run.json'), JSON.stringify(run, null, 2) + '\n');
+      // pictures: a filmstrip (truth over generated per clip) and a GIF/MP4 of truth | generated side by side
+      const perClip = (v: Float32Array) => Array.from({ length: N }, (_, n) => to01(v.subarray(n * F * S * S, (n + 1) * F * S * S)));
+      await writeFilmstrip(path.join(a.out, 'filmstrip.png'), { truth: perClip(truth), generated: perClip(full), H: S, W: S, contextFrames: K, scale: 2 });
+      const side = sideBySide(to01(truth), to01(full), N, F, S);
+      await writeGif(path.join(a.out, 'clips.gif'), side.frames, F, side.H, side.W, { fps: a.fps, scale: 2 });
+      const files = ['truth.npy', 'generated.npy', 'run.json', 'filmstrip.png', 'clips.gif'];
+      if (a.mp4) {
+        await writeMp4(path.join(a.out, 'clips.mp4'), side.frames, F, side.H, side.W, { fps: a.fps, scale: 4 });
+        files.push('clips.mp4');
+      }
+      process.stderr.write(`wrote ${files.join(', ')}\n`);
       const fmt = (v: number[]) => v.slice(K).map((x) => x.toFixed(4)).join(' ');
       process.stdout.write(`${N} clips: ${K} context + ${F - K} generated frames (${a.sampler}, ${steps} steps) in ${seconds.toFixed(1)} s -> ${a.out}/\n  per-frame MSE of generated frames: ${fmt(m.mse)}\n  per-frame SSIM: ${fmt(m.ssim)}\n`);
     } finally {

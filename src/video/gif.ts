@@ -1,0 +1,417 @@
+// GIF89a codec for grayscale clips, no dependencies. The encoder writes what every browser
+// plays: a 256-level gray global palette (palette index = gray level, so uint8 frames survive
+// exactly), a NETSCAPE2.0 loop block, one Graphic Control Extension per frame for its delay,
+// and variable-width LZW (9..12-bit codes, clear code when the 4096-entry table is full).
+// The decoder reads our own files back (and plain GIFs generally) for tests and tools.
+import { toByte } from '../plot/grid.js';
+import { DriftlabError } from '../util/errors.js';
+
+/** A grayscale clip [T,H,W]: floats in [0,1] (clipped, Math.round(v*255)) or bytes. */
+export type GrayFrames = Float32Array | Uint8Array;
+
+export interface GifOptions {
+  /** Frames per second (default 10). GIF delays are in 1/100 s and browsers slow any delay
+   *  under 2/100 s to 1/10 s, so fps must be in (0, 50]. */
+  fps?: number;
+  /** Integer nearest-neighbour upscaling (default 1). */
+  scale?: number;
+  /** NETSCAPE2.0 loop count: 0 = forever (default), n = play n+1 times; false omits the block. */
+  loop?: number | false;
+}
+
+export interface DecodedGif {
+  /** Palette indices [T,H,W]; for our files index = gray level. */
+  frames: Uint8Array;
+  T: number;
+  H: number;
+  W: number;
+  /** Per-frame delay in 1/100 s (0 when a frame has no Graphic Control Extension). */
+  delaysCs: number[];
+  /** NETSCAPE2.0 loop count, or null when the block is absent. */
+  loopCount: number | null;
+  /** Global palette (RGB triples), or the first local palette if there is no global one. */
+  palette: Uint8Array;
+}
+
+export interface LzwStats {
+  /** Clear codes seen (the leading one included). */
+  clears: number;
+  /** Widest code read, in bits. */
+  maxCodeSize: number;
+}
+
+const MAX_CODES = 4096; // 12-bit codes
+
+/** Checks a [T,H,W] clip's size; throws a one-line DriftlabError naming `what`. */
+export function checkClip(frames: GrayFrames, T: number, H: number, W: number, what: string): void {
+  for (const [k, v] of [['T', T], ['H', H], ['W', W]] as const) {
+    if (!Number.isInteger(v) || v <= 0) throw new DriftlabError(`${what}: ${k} must be a positive integer, got ${v}`);
+  }
+  if (frames.length !== T * H * W) {
+    throw new DriftlabError(`${what}: expected ${T}x${H}x${W} = ${T * H * W} values, got ${frames.length}`);
+  }
+}
+
+/** Gray bytes of a clip: uint8 input as is, floats through toByte (clip, round(v*255), NaN -> 0). */
+export function toGrayBytes(frames: GrayFrames): Uint8Array {
+  if (frames instanceof Uint8Array) return frames;
+  const out = new Uint8Array(frames.length);
+  for (let i = 0; i < frames.length; i++) out[i] = toByte(frames[i]!);
+  return out;
+}
+
+/** Integer scale option -> validated integer >= 1. */
+export function checkScale(scale: number | undefined, what: string): number {
+  const s = scale ?? 1;
+  if (!Number.isInteger(s) || s < 1) throw new DriftlabError(`${what}: scale must be an integer >= 1, got ${s}`);
+  return s;
+}
+
+/**
+ * Per-frame delays in centiseconds for `fps`, spreading the rounding so the average rate is
+ * exact: delay_i = round(100(i+1)/fps) - round(100 i/fps), e.g. 30 fps -> 3,4,3,3,4,3,...
+ */
+export function gifDelays(T: number, fps: number): number[] {
+  if (!(fps > 0 && fps <= 50)) {
+    throw new DriftlabError(`GIF fps must be in (0, 50] (delays are 1/100 s; browsers slow faster GIFs), got ${fps}`);
+  }
+  if (100 / fps > 65535) throw new DriftlabError(`GIF fps ${fps} is too slow: a frame delay must fit 655 s`);
+  const d: number[] = [];
+  for (let i = 0; i < T; i++) d.push(Math.round((100 * (i + 1)) / fps) - Math.round((100 * i) / fps));
+  return d;
+}
+
+/** Growable byte buffer. */
+class Bytes {
+  buf = new Uint8Array(1 << 16);
+  len = 0;
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.len + n) cap *= 2;
+    const b = new Uint8Array(cap);
+    b.set(this.buf.subarray(0, this.len));
+    this.buf = b;
+  }
+  push(...xs: number[]): void {
+    this.room(xs.length);
+    for (const x of xs) this.buf[this.len++] = x & 0xff;
+  }
+  u16(v: number): void {
+    this.push(v & 0xff, v >>> 8);
+  }
+  ascii(s: string): void {
+    for (let i = 0; i < s.length; i++) this.push(s.charCodeAt(i));
+  }
+  append(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+  }
+  bytes(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+/** Scratch tables for the LZW encoder, allocated once per GIF and reused across frames. */
+export class LzwTable {
+  /** code of string (prefix code, next byte) at index prefix << 8 | byte; 0 = absent. */
+  readonly codes = new Uint16Array(MAX_CODES << 8);
+  readonly keys = new Int32Array(MAX_CODES);
+  used = 0;
+  reset(): void {
+    for (let i = 0; i < this.used; i++) this.codes[this.keys[i]!] = 0;
+    this.used = 0;
+  }
+}
+
+/**
+ * LZW-compresses palette indices (each < 2^minCodeSize) into the GIF code stream (LSB-first,
+ * before sub-block framing). Starts with a clear code; codes grow from minCodeSize+1 bits to 12;
+ * when all 4096 codes are taken a clear code resets the table (the "deferred clear" is not used).
+ */
+export function lzwEncode(indices: Uint8Array, minCodeSize = 8, table = new LzwTable()): Uint8Array {
+  const clear = 1 << minCodeSize;
+  const eoi = clear + 1;
+  const out = new Bytes();
+  let acc = 0;
+  let nbits = 0;
+  let codeSize = minCodeSize + 1;
+  let next = eoi + 1;
+  const write = (code: number) => {
+    acc |= code << nbits;
+    nbits += codeSize;
+    while (nbits >= 8) {
+      out.push(acc & 0xff);
+      acc >>>= 8;
+      nbits -= 8;
+    }
+  };
+  // The decoder adds a table entry one code later than we do, and widens its codes once its
+  // next free code reaches 2^codeSize. Widening right after emitting, while `next` is the
+  // code we are about to add, keeps both sides in step (also before the final EOI).
+  const emit = (code: number) => {
+    write(code);
+    if (next >= 1 << codeSize && codeSize < 12) codeSize++;
+  };
+  table.reset();
+  write(clear);
+  if (indices.length > 0) {
+    let prefix = indices[0]!;
+    for (let i = 1; i < indices.length; i++) {
+      const c = indices[i]!;
+      const key = (prefix << 8) | c;
+      const code = table.codes[key]!;
+      if (code !== 0) {
+        prefix = code;
+        continue;
+      }
+      emit(prefix);
+      if (next < MAX_CODES) {
+        table.codes[key] = next++;
+        table.keys[table.used++] = key;
+      } else {
+        write(clear); // table full: start over at minCodeSize+1 bits
+        table.reset();
+        next = eoi + 1;
+        codeSize = minCodeSize + 1;
+      }
+      prefix = c;
+    }
+    emit(prefix);
+  }
+  write(eoi);
+  if (nbits > 0) out.push(acc & 0xff);
+  return out.bytes();
+}
+
+/** Decodes a GIF LZW code stream (sub-blocks already joined) into exactly `pixelCount` indices. */
+export function lzwDecode(data: Uint8Array, minCodeSize: number, pixelCount: number, stats?: LzwStats): Uint8Array {
+  if (minCodeSize < 2 || minCodeSize > 8) throw new DriftlabError(`GIF: bad LZW minimum code size ${minCodeSize}`);
+  const clear = 1 << minCodeSize;
+  const eoi = clear + 1;
+  const prefix = new Uint16Array(MAX_CODES);
+  const suffix = new Uint8Array(MAX_CODES);
+  const first = new Uint8Array(MAX_CODES);
+  for (let c = 0; c < clear; c++) suffix[c] = first[c] = c;
+  const stack = new Uint8Array(MAX_CODES + 1);
+  const out = new Uint8Array(pixelCount);
+  let pos = 0;
+  let codeSize = minCodeSize + 1;
+  let next = eoi + 1;
+  let prev = -1;
+  let acc = 0;
+  let nbits = 0;
+  let p = 0;
+  if (stats) stats.maxCodeSize = codeSize;
+  /** Writes the string of `code` (+ `extra` char if >= 0); returns its first char. */
+  const put = (code: number, extra: number): number => {
+    let n = 0;
+    if (extra >= 0) stack[n++] = extra;
+    while (code > eoi) {
+      stack[n++] = suffix[code]!;
+      code = prefix[code]!;
+    }
+    stack[n++] = code;
+    while (n > 0) {
+      const v = stack[--n]!;
+      if (pos < pixelCount) out[pos++] = v;
+    }
+    return code;
+  };
+  for (;;) {
+    while (nbits < codeSize && p < data.length) {
+      acc |= data[p++]! << nbits;
+      nbits += 8;
+    }
+    if (nbits < codeSize) break; // ran out of data without an end code (tolerated if complete)
+    const code = acc & ((1 << codeSize) - 1);
+    acc >>>= codeSize;
+    nbits -= codeSize;
+    if (code === clear) {
+      codeSize = minCodeSize + 1;
+      next = eoi + 1;
+      prev = -1;
+      if (stats) stats.clears++;
+      continue;
+    }
+    if (code === eoi) break;
+    if (prev < 0) {
+      if (code > clear) throw new DriftlabError(`GIF: corrupt LZW data (code ${code} right after a clear)`);
+      put(code, -1);
+      prev = code;
+      continue;
+    }
+    let head: number;
+    if (code < next) head = put(code, -1);
+    else if (code === next) head = put(prev, first[prev]!); // the KwKwK case: prev + prev[0]
+    else throw new DriftlabError(`GIF: corrupt LZW data (code ${code} beyond table size ${next})`);
+    if (next < MAX_CODES) {
+      prefix[next] = prev;
+      suffix[next] = head;
+      first[next] = first[prev]!;
+      next++;
+      if (next >= 1 << codeSize && codeSize < 12) {
+        codeSize++;
+        if (stats) stats.maxCodeSize = Math.max(stats.maxCodeSize, codeSize);
+      }
+    }
+    prev = code;
+  }
+  if (pos < pixelCount) throw new DriftlabError(`GIF: image data ends after ${pos} of ${pixelCount} pixels`);
+  return out;
+}
+
+/** Encodes a gray clip [T,H,W] as an animated GIF89a. */
+export function encodeGif(frames: GrayFrames, T: number, H: number, W: number, opts: GifOptions = {}): Uint8Array {
+  checkClip(frames, T, H, W, 'encodeGif');
+  const s = checkScale(opts.scale, 'encodeGif');
+  const [h2, w2] = [H * s, W * s];
+  if (h2 > 65535 || w2 > 65535) throw new DriftlabError(`encodeGif: ${w2}x${h2} exceeds the GIF limit of 65535 pixels a side`);
+  const delays = gifDelays(T, opts.fps ?? 10);
+  const gray = toGrayBytes(frames);
+  const out = new Bytes();
+  out.ascii('GIF89a');
+  out.u16(w2);
+  out.u16(h2);
+  out.push(0xf7, 0, 0); // global table of 2^(7+1) colours, 8-bit colour resolution; bg 0; square pixels
+  for (let v = 0; v < 256; v++) out.push(v, v, v);
+  if (opts.loop !== false) {
+    const loop = opts.loop ?? 0;
+    if (!Number.isInteger(loop) || loop < 0 || loop > 65535) throw new DriftlabError(`encodeGif: loop must be 0..65535, got ${loop}`);
+    out.push(0x21, 0xff, 11);
+    out.ascii('NETSCAPE2.0');
+    out.push(3, 1);
+    out.u16(loop);
+    out.push(0);
+  }
+  const table = new LzwTable();
+  const idx = new Uint8Array(h2 * w2);
+  for (let t = 0; t < T; t++) {
+    // Graphic Control Extension: disposal 1 (keep; every frame covers the canvas), no transparency.
+    out.push(0x21, 0xf9, 4, 1 << 2);
+    out.u16(delays[t]!);
+    out.push(0, 0);
+    out.push(0x2c);
+    out.u16(0);
+    out.u16(0);
+    out.u16(w2);
+    out.u16(h2);
+    out.push(0); // no local palette, not interlaced
+    const base = t * H * W;
+    for (let y = 0; y < h2; y++) {
+      const row = base + Math.floor(y / s) * W;
+      for (let x = 0; x < w2; x++) idx[y * w2 + x] = gray[row + Math.floor(x / s)]!;
+    }
+    const lzw = lzwEncode(idx, 8, table);
+    out.push(8);
+    for (let o = 0; o < lzw.length; o += 255) {
+      const n = Math.min(255, lzw.length - o);
+      out.push(n);
+      out.append(lzw.subarray(o, o + n));
+    }
+    out.push(0);
+  }
+  out.push(0x3b);
+  return out.bytes();
+}
+
+/** Row order of an interlaced GIF image: passes start at 0,4,2,1 with steps 8,8,4,2. */
+function interlacedRows(h: number): number[] {
+  const rows: number[] = [];
+  for (const [start, step] of [[0, 8], [4, 8], [2, 4], [1, 2]] as const) {
+    for (let y = start; y < h; y += step) rows.push(y);
+  }
+  return rows;
+}
+
+/**
+ * Decodes a GIF into palette-index frames [T,H,W] composited on the logical screen
+ * (frame rectangles, transparency, disposal 0-3 and interlacing are handled).
+ */
+export function decodeGif(bytes: Uint8Array): DecodedGif {
+  const sig = String.fromCharCode(...bytes.subarray(0, 6));
+  if (sig !== 'GIF89a' && sig !== 'GIF87a') throw new DriftlabError('decodeGif: not a GIF file (bad signature)');
+  let p = 6;
+  const need = (n: number) => {
+    if (p + n > bytes.length) throw new DriftlabError('decodeGif: file is truncated');
+  };
+  const u8 = (): number => {
+    need(1);
+    return bytes[p++]!;
+  };
+  const u16 = (): number => u8() | (u8() << 8);
+  const W = u16();
+  const H = u16();
+  const screen = u8();
+  const bg = u8();
+  u8(); // aspect
+  let palette = new Uint8Array(0);
+  if (screen & 0x80) {
+    const n = 3 * (2 << (screen & 7));
+    need(n);
+    palette = bytes.slice(p, p + n);
+    p += n;
+  }
+  const subBlocks = (): Uint8Array => {
+    const parts: Uint8Array[] = [];
+    for (let n = u8(); n > 0; n = u8()) {
+      need(n);
+      parts.push(bytes.subarray(p, p + n));
+      p += n;
+    }
+    return parts.length === 1 ? parts[0]! : new Uint8Array(Buffer.concat(parts));
+  };
+  const canvas = new Uint8Array(W * H).fill(palette.length ? bg : 0);
+  const frames: Uint8Array[] = [];
+  const delaysCs: number[] = [];
+  let loopCount: number | null = null;
+  let gce = { delay: 0, disposal: 0, transparent: -1, seen: false };
+  for (;;) {
+    const b = u8();
+    if (b === 0x3b) break;
+    if (b === 0x21) {
+      const label = u8();
+      if (label === 0xf9) {
+        const block = subBlocks();
+        if (block.length < 4) throw new DriftlabError('decodeGif: short Graphic Control Extension');
+        const packed = block[0]!;
+        gce = { delay: block[1]! | (block[2]! << 8), disposal: (packed >> 2) & 7, transparent: packed & 1 ? block[3]! : -1, seen: true };
+      } else if (label === 0xff) {
+        const id = subBlocks(); // the first sub-block holds the application id; the rest follow
+        if (String.fromCharCode(...id.subarray(0, 11)) === 'NETSCAPE2.0' && id[11] === 1) loopCount = id[12]! | (id[13]! << 8);
+      } else subBlocks();
+      continue;
+    }
+    if (b !== 0x2c) throw new DriftlabError(`decodeGif: unexpected block 0x${b.toString(16)} at byte ${p - 1}`);
+    const [x0, y0, w, h, packed] = [u16(), u16(), u16(), u16(), u8()];
+    if (packed & 0x80) {
+      const n = 3 * (2 << (packed & 7));
+      need(n);
+      if (!palette.length) palette = bytes.slice(p, p + n);
+      p += n;
+    }
+    const mcs = u8();
+    const pix = lzwDecode(subBlocks(), mcs, w * h);
+    const saved = gce.disposal === 3 ? canvas.slice() : null;
+    const rows = packed & 0x40 ? interlacedRows(h) : null;
+    for (let r = 0; r < h; r++) {
+      const y = y0 + (rows ? rows[r]! : r);
+      if (y >= H) continue;
+      for (let x = 0; x < w && x0 + x < W; x++) {
+        const v = pix[r * w + x]!;
+        if (v !== gce.transparent) canvas[y * W + x0 + x] = v;
+      }
+    }
+    frames.push(canvas.slice());
+    delaysCs.push(gce.seen ? gce.delay : 0);
+    if (gce.disposal === 2) {
+      for (let y = y0; y < Math.min(H, y0 + h); y++) canvas.fill(palette.length ? bg : 0, y * W + x0, y * W + Math.min(W, x0 + w));
+    } else if (saved) canvas.set(saved);
+    gce = { delay: 0, disposal: 0, transparent: -1, seen: false };
+  }
+  const T = frames.length;
+  const all = new Uint8Array(T * H * W);
+  frames.forEach((f, t) => all.set(f, t * H * W));
+  return { frames: all, T, H, W, delaysCs, loopCount, palette };
+}
