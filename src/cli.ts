@@ -18,6 +18,7 @@ import { dataCommand } from './commands/data.js';
 import { serveCommand } from './commands/serve.js';
 import { trainVideoCommand } from './commands/train-video.js';
 import { sampleVideoCommand } from './commands/sample-video.js';
+import { fitCorrectorCommand, rolloutCommand } from './commands/rollout.js';
 
 export function fail(e: unknown): never {
   const debug = process.env.DRIFTLAB_DEBUG === '1';
@@ -49,6 +50,8 @@ async function main() {
     .command(serveCommand)
     .command(trainVideoCommand)
     .command(sampleVideoCommand)
+    .command(rolloutCommand)
+    .command(fitCorrectorCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
     .strict()
     .recommendCommands()

@@ -326,6 +326,42 @@ export class NpyAppendWriter {
     return new NpyAppendWriter(path, dtype, innerShape.slice(), fh, header.length);
   }
 
+  /**
+   * Reopen a file written by an append writer (e.g. after a kill) keeping only its first
+   * `length` frames, and continue appending. The dtype and frame shape must match.
+   */
+  static async reopen(path: string, dtype: NpyDtype, innerShape: readonly number[], length: number): Promise<NpyAppendWriter> {
+    checkHost();
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(path, 'r+');
+    } catch {
+      throw new DriftlabError(`cannot reopen ${path} to resume; it is missing or unreadable`);
+    }
+    try {
+      const head = new Uint8Array(Math.min(65536, (await fh.stat()).size));
+      await fh.read(head, 0, head.length, 0);
+      if (!MAGIC.every((b, k) => head[k] === b) || head[6] !== 1) throw new DriftlabError(`${path} is not a .npy v1 file written by driftlab; cannot resume it`);
+      const headerSize = 10 + new DataView(head.buffer).getUint16(8, true);
+      const text = new TextDecoder('latin1').decode(head.subarray(10, headerSize));
+      const descr = /'descr':\s*'([^']+)'/.exec(text)?.[1];
+      const shape = /'shape':\s*\(([^)]*)\)/.exec(text)?.[1].split(',').map((d) => d.trim()).filter(Boolean).map(Number);
+      if (descr !== DESCR[dtype] || !shape || shape.slice(1).join(',') !== innerShape.join(',')) {
+        throw new DriftlabError(`${path} holds ${descr} frames of shape [${shape?.slice(1)}], not ${dtype} [${innerShape}]; cannot resume it`);
+      }
+      if (shape[0] < length) throw new DriftlabError(`${path} holds ${shape[0]} frames, fewer than the ${length} the run recorded; cannot resume it`);
+      const w = new NpyAppendWriter(path, dtype, innerShape.slice(), fh, headerSize);
+      await fh.truncate(headerSize + length * numel(innerShape) * ITEMSIZE[dtype]);
+      w.count = length;
+      const h = buildHeader(dtype, [length, ...innerShape], headerSize);
+      await fh.write(h, 0, h.length, 0);
+      return w;
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
   /** Number of frames written so far (first-axis length). */
   get length(): number {
     return this.count;

@@ -21,6 +21,11 @@ export interface ContinueOptions {
   rng: Rng;
   /** noise level at which the model sees the context (0 = clean; the model's training level) */
   contextT?: number;
+  /**
+   * SDEdit: start from these targets [B, F-K, S, S] already noised to level t (instead of pure
+   * noise at T-1); the chain then runs `steps` steps over timesteps t..0.
+   */
+  startFrom?: { x: Float32Array; t: number };
 }
 
 export async function continueClips(
@@ -29,7 +34,8 @@ export async function continueClips(
 ): Promise<Float32Array> {
   if (!(K >= 0 && K < F)) throw new DriftlabError(`context frames must be in 0..${F - 1} for a ${F}-frame model, got ${K}`);
   if (context.length !== B * K * S * S) throw new DriftlabError(`context holds ${context.length} values, expected ${B}x${K}x${S}x${S}`);
-  const ts = samplingTimesteps(s.T, o.steps, o.spacing ?? (o.steps === s.T ? 'leading' : 'trailing'));
+  const span = o.startFrom ? o.startFrom.t + 1 : s.T;
+  const ts = samplingTimesteps(span, Math.min(o.steps, span), o.spacing ?? (o.steps === s.T ? 'leading' : 'trailing'));
   const N = F - K, fr = S * S;
   const size = B * N * fr;
   const ctxT = o.contextT ?? 0;
@@ -41,7 +47,8 @@ export async function continueClips(
     for (let i = 0; i < ctx.length; i++) ctx[i] = a * context[i] + c * e[i];
   }
   const ctxT5 = K > 0 ? tf.tensor5d(ctx, [B, K, S, S, 1]) : null;
-  let x = tf.tensor4d(o.rng.normals(size), [B * N, S, S, 1]);
+  if (o.startFrom && o.startFrom.x.length !== size) throw new DriftlabError(`startFrom holds ${o.startFrom.x.length} values, expected ${size}`);
+  let x = tf.tensor4d(o.startFrom ? o.startFrom.x : o.rng.normals(size), [B * N, S, S, 1]);
   try {
     for (let i = 0; i < ts.length; i++) {
       const t = ts[i], tPrev = i + 1 < ts.length ? ts[i + 1] : -1;

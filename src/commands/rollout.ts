@@ -1,0 +1,105 @@
+/** driftlab rollout / fit-corrector: long autoregressive rollouts with online drift correctors. */
+import type { CommandModule } from 'yargs';
+import * as fs from 'node:fs';
+import { initBackend, BackendName } from '../backend.js';
+import { loadPipeline } from '../diffusion/pipeline.js';
+import { SAMPLERS } from '../diffusion/samplers.js';
+import { ENGINE_CHOICES } from '../engine/select.js';
+import { chain, listCorrectors, makeCorrector } from '../drift/correctors/index.js';
+import { correctorContext } from '../drift/context.js';
+import type { ClipSet } from '../drift/corrector.js';
+import { MovingMnist } from '../../datasets/moving-mnist/index.js';
+import { clipWindow } from '../video/clips.js';
+import { rollout } from '../video/rollout.js';
+import { DriftlabError } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import { positiveInt } from './common.js';
+
+function parseConfig(s: string | undefined): Record<string, Record<string, unknown>> {
+  if (!s) return {};
+  let j: unknown;
+  try { j = JSON.parse(s); } catch { throw new DriftlabError(`--corrector-config is not valid JSON: ${s.slice(0, 60)}`); }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new DriftlabError('--corrector-config must be a JSON object: {"NAME": {...}} or the settings of a single corrector');
+  return j as Record<string, Record<string, unknown>>;
+}
+
+export const rolloutCommand: CommandModule<any, any> = {
+  command: 'rollout',
+  describe: 'roll a video model out autoregressively for any horizon, correcting each frame online; frames and ground truth stream to disk',
+  builder: (y) => y
+    .option('ckpt', { type: 'string', demandOption: true, describe: 'video checkpoint' })
+    .option('out', { type: 'string', demandOption: true, describe: 'run folder (frames.npy, truth.npy, run.json, state.json)' })
+    .option('horizon', { type: 'number', default: 100, describe: 'frames to generate after the context' })
+    .option('rollouts', { type: 'number', default: 4, describe: 'rollouts N, run as one batch' })
+    .option('context', { type: 'number', describe: "context frames K (default: the model's training K)" })
+    .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call (1..F-K)' })
+    .option('corrector', { type: 'string', default: 'none', describe: `corrector(s), comma-separated, applied in order: ${listCorrectors().map((c) => c.name).join(', ')}` })
+    .option('corrector-config', { type: 'string', describe: 'JSON settings: {"renoise": {"t": 200}} (or the settings of a single corrector)' })
+    .option('sampler', { choices: SAMPLERS, default: 'ddim' })
+    .option('steps', { type: 'number', default: 20, describe: 'denoising steps per model call' })
+    .option('eta', { type: 'number', default: 0 })
+    .option('engine', { choices: ENGINE_CHOICES, default: 'auto' })
+    .option('threads', { type: 'number' })
+    .option('resume', { type: 'boolean', default: false, describe: 'continue a killed (or shorter) rollout in --out' }),
+  handler: async (a) => {
+    await initBackend(a.backend as BackendName);
+    const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine, threads: a.threads });
+    try {
+      if (!p.config.model.video) throw new DriftlabError(`${a.ckpt} is an image checkpoint; rollouts need a video checkpoint from 'driftlab train-video'`);
+      process.stderr.write(`driftlab: ${p.engine.line}\n`);
+      const names = String(a.corrector).split(',').map((s) => s.trim()).filter(Boolean);
+      const cfg = parseConfig(a.correctorConfig);
+      const K = a.context === undefined ? p.config.model.video.contextFrames : Number(a.context);
+      const rng = new Rng(a.seed).fork('corrector');
+      const ctx = correctorContext(p, rng, K);
+      const cs = names.map((n) => makeCorrector(n, ctx, (names.length === 1 && !(n in cfg) ? cfg : cfg[n]) ?? {}));
+      for (const c of cs) {
+        const dir = (c.describe() as any).dir;
+        if (dir && c.load) await c.load(dir);
+      }
+      const r = await rollout({
+        pipeline: p, corrector: chain(cs), out: a.out, resume: a.resume, checkpoint: a.ckpt, correctorRng: rng,
+        rollouts: a.rollouts, horizon: a.horizon, context: K, chunk: a.chunk, sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: a.eta, seed: a.seed,
+      });
+      process.stdout.write(`${a.rollouts} rollouts to frame ${r.frames} (${names.join(',')}) in ${r.seconds.toFixed(1)} s -> ${a.out}/ (frames.npy, truth.npy: uint8 [T,N,S,S])\n`);
+    } finally {
+      await p.dispose();
+    }
+  },
+};
+
+export const fitCorrectorCommand: CommandModule<any, any> = {
+  command: 'fit-corrector <name>',
+  describe: 'fit a corrector (kalman, controller) for a video checkpoint and save it to a folder',
+  builder: (y) => y
+    .positional('name', { type: 'string' })
+    .option('ckpt', { type: 'string', demandOption: true })
+    .option('out', { type: 'string', demandOption: true, describe: 'folder for the fitted corrector' })
+    .option('clips', { type: 'number', default: 200, describe: 'real training clips to fit on' })
+    .option('frames', { type: 'number', default: 20, describe: 'frames per clip' })
+    .option('config', { type: 'string', describe: 'JSON settings of the corrector' })
+    .option('engine', { choices: ENGINE_CHOICES, default: 'auto' })
+    .option('overwrite', { type: 'boolean', default: false }),
+  handler: async (a) => {
+    if (fs.existsSync(a.out) && fs.readdirSync(a.out).length > 0 && !a.overwrite) throw new DriftlabError(`${a.out} is not empty; pass --overwrite or choose another --out`);
+    await initBackend(a.backend as BackendName);
+    const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine });
+    try {
+      const ctx = correctorContext(p, new Rng(a.seed).fork('corrector-fit'));
+      const c = makeCorrector(a.name, ctx, parseConfig(a.config) as Record<string, unknown>);
+      if (!c.fit || !c.save) throw new DriftlabError(`corrector '${a.name}' has nothing to fit`);
+      const data = (p.config.training as any)?.data;
+      if (!data) throw new DriftlabError(`${a.ckpt} does not record its Moving-MNIST settings`);
+      const m = positiveInt('clips', a.clips), t = positiveInt('frames', a.frames), S = p.config.model.sampleSize;
+      const mm = new MovingMnist({ ...data, split: 'train' }, a.seed);
+      const clips: ClipSet = { data: new Float32Array(m * t * S * S), m, t, s: S };
+      for (let k = 0; k < m; k++) clips.data.set(clipWindow(mm, data.pool, k, t), k * t * S * S);
+      await c.fit(clips, { pipeline: p, seed: a.seed });
+      fs.mkdirSync(a.out, { recursive: true });
+      await c.save(a.out);
+      process.stdout.write(`fitted ${a.name} on ${m} clips x ${t} frames -> ${a.out}\n`);
+    } finally {
+      await p.dispose();
+    }
+  },
+};

@@ -1,0 +1,16 @@
+/** Building the CorrectorContext of a loaded video pipeline. */
+import type { Pipeline } from '../diffusion/pipeline.js';
+import { DriftlabError } from '../util/errors.js';
+import type { Rng } from '../util/rng.js';
+import { modelId } from '../video/rollout.js';
+import type { CorrectorContext } from './corrector.js';
+
+export function correctorContext(p: Pipeline, rng: Rng, contextFrames?: number): CorrectorContext {
+  const v = p.config.model.video;
+  if (!v) throw new DriftlabError('drift correctors work on video checkpoints (driftlab train-video)');
+  return {
+    net: p.net, schedule: p.schedule, prediction: p.config.objective.prediction, frames: v.frames,
+    contextFrames: contextFrames ?? v.contextFrames, size: p.config.model.sampleSize,
+    trainedContextT: Number((p.config.training as any)?.maxContextT ?? 0), rng, modelId: modelId(p),
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * The drift-corrector interface: what the autoregressive sampler calls on every new frame
+ * before it becomes context. Correctors act online, at inference; frames reach them as plain
+ * float32 arrays on the host, so no gradient can flow through a rollout by construction.
+ *
+ * Frames are in model space ([-1, 1]), batched over the N rollouts: [N, S, S] row-major.
+ */
+import type { Denoiser } from '../diffusion/samplers.js';
+import type { Prediction } from '../diffusion/objective.js';
+import type { Schedule } from '../diffusion/schedule.js';
+import type { Rng } from '../util/rng.js';
+
+export interface FrameBatch {
+  /** [n, s, s] in [-1, 1] */
+  data: Float32Array;
+  n: number;
+  s: number;
+}
+
+/** The most recent frames of every rollout (after correction), oldest first. */
+export interface FrameHistory {
+  /** up to k most recent frames, each a FrameBatch, oldest first */
+  recent(k: number): FrameBatch[];
+  /** frames generated so far (not counting the initial context) */
+  readonly generated: number;
+}
+
+/** Real clips for fitting: [m, t, s, s] in [-1, 1] (ground-truth Moving-MNIST). */
+export interface ClipSet {
+  data: Float32Array;
+  m: number;
+  t: number;
+  s: number;
+}
+
+/** What a corrector may use: the model (for renoise), its schedule, and a seeded stream. */
+export interface CorrectorContext {
+  net: Denoiser;
+  schedule: Schedule;
+  prediction: Prediction;
+  /** frames per model window and context frames */
+  frames: number;
+  contextFrames: number;
+  /** frame side in pixels */
+  size: number;
+  /** the context-noise level the model was trained with (0 if none) */
+  trainedContextT: number;
+  rng: Rng;
+  /** identifies the model a fitted corrector belongs to (checked when loading) */
+  modelId: string;
+}
+
+export interface DriftCorrector {
+  readonly name: string;
+  /** configuration as run metadata */
+  describe(): Record<string, unknown>;
+  /** noise level at which the sampler should show the context to the model (default 0) */
+  contextT?(): number;
+  /** offline fitting on real clips (and, for learned correctors, the model's own rollouts) */
+  fit?(clips: ClipSet, opts: Record<string, unknown>): Promise<void>;
+  /** start of a rollout: the K context frames of each of the N rollouts, [n, K, s, s] */
+  reset(context: Float32Array, n: number, k: number): void;
+  /** the corrected frame (a new array, same shape and range) */
+  correct(frame: FrameBatch, history: FrameHistory, step: number): FrameBatch | Promise<FrameBatch>;
+  save?(dir: string): Promise<void>;
+  load?(dir: string): Promise<void>;
+  /** per-rollout state (filters...), saved with every rollout step so a killed rollout resumes exactly */
+  getState?(): unknown;
+  setState?(s: unknown): void;
+}
+
+export type CorrectorFactory = (ctx: CorrectorContext, config: Record<string, unknown>) => DriftCorrector;
+
+export const clamp01 = (v: number) => (v < -1 ? -1 : v > 1 ? 1 : v);
