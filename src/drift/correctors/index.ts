@@ -1,0 +1,5 @@
+/** Importing this module registers every built-in corrector (one file each). */
+import './none.js';
+import './context-noise.js';
+import './renoise.js';
+export { listCorrectors, makeCorrector, chain } from '../registry.js';
