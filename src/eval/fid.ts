@@ -14,6 +14,7 @@
  */
 import { loadBundledMnist } from '../../datasets/mnist/index.js';
 import { generate, loadPipeline } from '../diffusion/pipeline.js';
+import type { EngineChoice } from '../engine/select.js';
 import { SamplerName } from '../diffusion/samplers.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
@@ -107,6 +108,8 @@ export interface FidOptions {
   guidance: number;
   seed: number;
   weights: 'ema' | 'model';
+  /** forward engine (default tfjs, the reference) */
+  engine?: EngineChoice;
   pool: RealPool;
   onBatch?: (done: number, total: number) => void;
 }
@@ -121,7 +124,7 @@ export interface FidReport extends ImageScore {
 export async function evaluateCheckpoint(clf: MnistClassifier, o: FidOptions, ref?: Reference): Promise<FidReport> {
   const t0 = Date.now();
   const reference = ref ?? prepareReference(clf, o.pool, o.seed);
-  const p = await loadPipeline(o.ckpt, o.weights);
+  const p = await loadPipeline(o.ckpt, o.weights, { engine: o.engine });
   try {
     const c = p.config.model;
     if (c.sampleSize !== 28 || c.outChannels !== 1) {
