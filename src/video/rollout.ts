@@ -100,8 +100,6 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
   } else if (fs.existsSync(o.out) && fs.readdirSync(o.out).length > 0) {
     throw new DriftlabError(`${o.out} is not empty and holds no rollout; choose a new --out`);
   }
-  fs.mkdirSync(o.out, { recursive: true });
-  await writeFileAtomic(runPath, JSON.stringify(run, null, 2) + '\n');
 
   const sampleRng = new Rng(o.seed).fork('rollout-sampler');
   const fr = S * S, S0 = data.size, pool = data.pool;
@@ -117,6 +115,7 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
   let framesW: NpyAppendWriter, truthW: NpyAppendWriter;
   let written: number;
   if (state) {
+    await writeFileAtomic(runPath, JSON.stringify(run, null, 2) + '\n');
     written = state.written;
     framesW = await NpyAppendWriter.reopen(framesPath, 'uint8', [N, S, S], written);
     truthW = await NpyAppendWriter.reopen(truthPath, 'uint8', [N, S, S], written);
@@ -136,16 +135,23 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
     o.corrector.reset(contextOf(history, N, K, fr), N, K);
     if (state.corrector !== undefined) o.corrector.setState?.(state.corrector);
   } else {
-    framesW = await NpyAppendWriter.create(framesPath, 'uint8', [N, S, S], { overwrite: true });
-    truthW = await NpyAppendWriter.create(truthPath, 'uint8', [N, S, S], { overwrite: true });
+    const ctxFrames: Uint8Array[] = [];
     for (let k = 0; k < K; k++) {
       const u = toU8(truthFrame());
       history.push({ data: fromU8(u), n: N, s: S });
+      ctxFrames.push(u);
+    }
+    // the corrector must be ready (fitted, loaded) before anything is written
+    o.corrector.reset(contextOf(history, N, K, fr), N, K);
+    fs.mkdirSync(o.out, { recursive: true });
+    await writeFileAtomic(runPath, JSON.stringify(run, null, 2) + '\n');
+    framesW = await NpyAppendWriter.create(framesPath, 'uint8', [N, S, S], { overwrite: true });
+    truthW = await NpyAppendWriter.create(truthPath, 'uint8', [N, S, S], { overwrite: true });
+    for (const u of ctxFrames) {
       await framesW.append(u);
       await truthW.append(u);
     }
     written = K;
-    o.corrector.reset(contextOf(history, N, K, fr), N, K);
   }
   const total = K + o.horizon;
   const progress = o.quiet ? null : new Progress({ total: o.horizon, label: `rollout ${o.corrector.name}`, unit: 'frame' });

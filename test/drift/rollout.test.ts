@@ -111,6 +111,10 @@ test('bad input: horizon, context, chunk, an output folder that holds another ru
   await rejectsDriftlab(rollout({ ...base, ...settings(6), out: path.join(dir, 'short') }), /already holds a rollout/);
   await rejectsDriftlab(rollout({ ...base, ...settings(6, 9), resume: true, out: path.join(dir, 'short') }), /holds another run/);
   assert.ok(before.equals(fs.readFileSync(path.join(dir, 'short', 'frames.npy'))), 'an existing run was touched');
+  // a corrector that is not fitted fails before anything is written
+  const k = makeCorrector('kalman', correctorContext(p, new Rng(0), 3));
+  await rejectsDriftlab(rollout({ ...base, corrector: k, ...settings(5), out: path.join(dir, 'b4') }), /fit-corrector kalman/);
+  assert.not.ok(fs.existsSync(path.join(dir, 'b4')), 'a failed rollout left a folder behind');
 });
 
 test.run();

@@ -2,4 +2,6 @@
 import './none.js';
 import './context-noise.js';
 import './renoise.js';
+import './kalman.js';
+import './controller.js';
 export { listCorrectors, makeCorrector, chain } from '../registry.js';

@@ -1,0 +1,267 @@
+/**
+ * `kalman`: a linear-Gaussian state-space model in a PCA latent of frames, fitted on real clips,
+ * filtering every generated frame online (the math, with the reasons for each choice, is in
+ * docs/DRIFT.md):
+ *
+ *   latent       z = U' (x - mean)                      U: [D,d] top principal directions
+ *   state        s_t = [z_t; z_{t-1}]                   second order, so velocity is representable
+ *   dynamics     s_{t+1} = A s_t + w,  w ~ N(0, Q)      A = [[W1 W2], [I 0]], Q = blockdiag(Qz, 0)
+ *   measurement  y_t = H s_t + v,      v ~ N(0, R)      H = [I 0], y_t = latent of the generated frame
+ *   write-back   x' = clip(x + U (H s_t|t - y_t), -1, 1)  only the PCA part changes; detail is kept
+ *
+ * W1, W2, Qz: ridge least squares on consecutive latents of real clips (kalman-math.ts);
+ * R = rMeasure * I; P0 = the steady-state filtered covariance (the filter is time-invariant from
+ * the first generated frame). One filter per rollout; the covariance recursion never sees the
+ * measurements, so one P serves all N rollouts.
+ *
+ * Config: {"d": 24, "rMeasure": 0.05, "ridge": 1e-3, "dir": fitted folder}. With "dir", an
+ * explicit rMeasure replaces the fitted R (and P0 is recomputed); d must match the folder.
+ * Saved as kalman.json (config, sizes, model id, fit info) + kalman.safetensors (F64 mean, U,
+ * A, Q, R, P0, variances).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { NamedTensor, readSafetensors, writeSafetensors } from '../../io/safetensors.js';
+import { DriftlabError } from '../../util/errors.js';
+import type { ClipSet, CorrectorContext, DriftCorrector, FrameBatch } from '../corrector.js';
+import {
+  StateSpace, fitAutoregression, gainAndPosterior, matVec, newestLatentH, predictCovariance, steadyStateCovariance, updateMean,
+} from '../kalman-math.js';
+import { Pca, fitPca, project } from '../pca.js';
+import { registerCorrector } from '../registry.js';
+
+export interface KalmanConfig {
+  /** PCA latent dimension */
+  d: number;
+  /** measurement noise R = rMeasure * I, in latent units = per-pixel variance units ([-1,1] frames) */
+  rMeasure: number;
+  /** relative ridge of the least-squares fit of the dynamics (fraction of the mean eigenvalue of X'X) */
+  ridge: number;
+}
+
+export const KALMAN_DEFAULTS: KalmanConfig = { d: 24, rMeasure: 0.05, ridge: 1e-3 };
+/** order of the latent autoregression: the state is [z_t, z_{t-1}] */
+export const ORDER = 2;
+const FORMAT = 'driftlab-kalman-1';
+
+/** Everything a fitted (or loaded) filter needs. */
+export interface KalmanModel {
+  /** frame side; D = S*S */
+  S: number;
+  pca: Pca;
+  /** the state-space model in the 2d state */
+  ss: StateSpace;
+  /** [2d,2d] covariance the filter starts from at reset() */
+  P0: Float64Array;
+}
+
+export interface KalmanFitInfo {
+  clips: number;
+  frames: number;
+  seed: number;
+  seconds: number;
+  pca: { iterations: number; converged: boolean; residual: number; explainedVariance: number };
+  dynamics: { pairs: number; lambda: number; oneStepLatentMse: number; persistenceLatentMse: number };
+  steadyState: { iterations: number; converged: boolean };
+}
+
+const notFitted = () => new DriftlabError(
+  `kalman corrector is not fitted: fit one with 'driftlab fit-corrector kalman --ckpt CKPT --out DIR', or pass --corrector-config '{"dir": "DIR"}' to load a fitted folder`,
+);
+
+/** R = r I and the steady-state P0 for a given model. */
+function withMeasurementNoise(ss: StateSpace, r: number): { ss: StateSpace; P0: Float64Array; steady: { iterations: number; converged: boolean } } {
+  const R = new Float64Array(ss.m * ss.m);
+  for (let i = 0; i < ss.m; i++) R[i * ss.m + i] = r;
+  const next = { ...ss, R };
+  const st = steadyStateCovariance(next);
+  return { ss: next, P0: st.P, steady: { iterations: st.iterations, converged: st.converged } };
+}
+
+/** Fit the PCA latent and the latent dynamics on real clips [m,t,S,S]. */
+export function fitKalmanModel(clips: ClipSet, cfg: KalmanConfig, seed = 0): { model: KalmanModel; info: KalmanFitInfo } {
+  const t0 = performance.now();
+  const { m, t, s: S } = clips, D = S * S, d = cfg.d;
+  if (clips.data.length !== m * t * D) throw new DriftlabError(`kalman: clip data holds ${clips.data.length} values, not [${m},${t},${S},${S}]`);
+  if (t < ORDER + 1) throw new DriftlabError(`kalman: clips of ${t} frames are too short; the second-order model needs at least ${ORDER + 1} (pass --frames)`);
+  const pairs = m * (t - ORDER);
+  if (pairs < 2 * ORDER * d) throw new DriftlabError(`kalman: ${pairs} frame transitions are too few to fit a ${ORDER * d}-dimensional state; fit on more clips (--clips) or lower "d"`);
+  const pca = fitPca(clips.data, m * t, D, d, { seed });
+  const z = new Float64Array(m * t * d); // [m,t,d]
+  for (let f = 0; f < m * t; f++) project(pca, clips.data, f * D, z, f * d);
+  const ar = fitAutoregression(z, m, t, d, ORDER, cfg.ridge);
+  let trQ = 0, persist = 0;
+  for (let i = 0; i < d; i++) trQ += ar.Qz[i * d + i];
+  for (let c = 0; c < m; c++) for (let s = ORDER - 1; s < t - 1; s++) for (let j = 0; j < d; j++) persist += (z[(c * t + s + 1) * d + j] - z[(c * t + s) * d + j]) ** 2;
+  const n = ORDER * d;
+  const base: StateSpace = { n, m: d, A: ar.A, Q: ar.Q, H: newestLatentH(d, n), R: new Float64Array(d * d) };
+  const { ss, P0, steady } = withMeasurementNoise(base, cfg.rMeasure);
+  let explained = 0;
+  for (const v of pca.variances) explained += v;
+  const info: KalmanFitInfo = {
+    clips: m, frames: t, seed, seconds: (performance.now() - t0) / 1000,
+    pca: { iterations: pca.iterations, converged: pca.converged, residual: pca.residual, explainedVariance: explained / pca.totalVariance },
+    dynamics: { pairs: ar.pairs, lambda: ar.lambda, oneStepLatentMse: trQ / d, persistenceLatentMse: persist / (ar.pairs * d) },
+    steadyState: steady,
+  };
+  return { model: { S, pca, ss, P0 }, info };
+}
+
+const isInt = (v: number, min: number) => Number.isInteger(v) && v >= min;
+
+function parseConfig(config: Record<string, unknown>): { cfg: KalmanConfig; dir?: string } {
+  const known = ['d', 'rMeasure', 'ridge', 'dir'];
+  for (const key of Object.keys(config)) if (!known.includes(key)) throw new DriftlabError(`kalman: unknown setting "${key}"; known: ${known.join(', ')}`);
+  const d = Number(config.d ?? KALMAN_DEFAULTS.d), rMeasure = Number(config.rMeasure ?? KALMAN_DEFAULTS.rMeasure), ridge = Number(config.ridge ?? KALMAN_DEFAULTS.ridge);
+  if (!isInt(d, 1)) throw new DriftlabError(`kalman: "d" must be a positive integer, got ${config.d}`);
+  if (!(rMeasure > 0) || !Number.isFinite(rMeasure)) throw new DriftlabError(`kalman: "rMeasure" must be a positive number, got ${config.rMeasure}`);
+  if (!(ridge >= 0) || !Number.isFinite(ridge)) throw new DriftlabError(`kalman: "ridge" must be a number >= 0, got ${config.ridge}`);
+  if (config.dir !== undefined && (typeof config.dir !== 'string' || config.dir === '')) throw new DriftlabError(`kalman: "dir" must be a folder path, got ${JSON.stringify(config.dir)}`);
+  return { cfg: { d, rMeasure, ridge }, dir: config.dir as string | undefined };
+}
+
+export class KalmanCorrector implements DriftCorrector {
+  readonly name = 'kalman';
+  cfg: KalmanConfig;
+  model: KalmanModel | null = null;
+  info: KalmanFitInfo | null = null;
+  private dir: string | undefined;
+  private readonly explicit: Set<string>;
+  // filter state: one mean per rollout [n, 2d], one shared covariance [2d, 2d]
+  private x: Float64Array[] = [];
+  private P: Float64Array | null = null;
+
+  constructor(private readonly ctx: CorrectorContext, config: Record<string, unknown> = {}) {
+    const p = parseConfig(config);
+    this.cfg = p.cfg;
+    this.dir = p.dir;
+    this.explicit = new Set(Object.keys(config));
+  }
+
+  describe(): Record<string, unknown> {
+    return { ...(this.dir ? { dir: this.dir } : {}), ...this.cfg, order: ORDER, fitted: this.model !== null };
+  }
+
+  async fit(clips: ClipSet, opts: Record<string, unknown> = {}): Promise<void> {
+    if (clips.s !== this.ctx.size) throw new DriftlabError(`kalman: clips are ${clips.s}x${clips.s}, the model makes ${this.ctx.size}x${this.ctx.size} frames`);
+    const seed = Number(opts.seed ?? 0);
+    const r = fitKalmanModel(clips, this.cfg, seed);
+    this.model = r.model;
+    this.info = r.info;
+    const log = typeof opts.log === 'function' ? (opts.log as (s: string) => void) : null;
+    log?.(`kalman: d=${this.cfg.d} explains ${(100 * r.info.pca.explainedVariance).toFixed(1)}% of the variance; one-step latent mse ${r.info.dynamics.oneStepLatentMse.toFixed(4)} (copy-last ${r.info.dynamics.persistenceLatentMse.toFixed(4)}); ${r.info.seconds.toFixed(1)} s`);
+  }
+
+  /** s_0 = [z_{K-1}; z_{K-2}] from the context (z_{K-1} twice if K = 1), P = P0. */
+  reset(context: Float32Array, n: number, k: number): void {
+    const M = this.model;
+    if (!M) throw notFitted();
+    const { S, pca } = M, D = S * S, d = pca.d;
+    if (context.length !== n * k * D) throw new DriftlabError(`kalman: context holds ${context.length} values, not [${n},${k},${S},${S}]; this filter was fitted for ${S}x${S} frames`);
+    this.x = [];
+    for (let b = 0; b < n; b++) {
+      const s = new Float64Array(ORDER * d);
+      for (let l = 0; l < ORDER; l++) project(pca, context, (b * k + Math.max(0, k - 1 - l)) * D, s, l * d);
+      this.x.push(s);
+    }
+    this.P = Float64Array.from(M.P0);
+  }
+
+  correct(frame: FrameBatch): FrameBatch {
+    const M = this.model;
+    if (!M) throw notFitted();
+    if (!this.P || this.x.length !== frame.n) throw new DriftlabError(`kalman: reset() saw ${this.x.length} rollouts but the frame batch has ${frame.n}; call reset() with the context of this batch first`);
+    const { S, pca, ss } = M, D = S * S, d = pca.d, n = ss.n;
+    if (frame.s !== S) throw new DriftlabError(`kalman: frames are ${frame.s}x${frame.s}, this filter was fitted for ${S}x${S}`);
+    // covariance half: shared by every rollout
+    const Pp = predictCovariance(ss.A, ss.Q, this.P, n);
+    const { K, P } = gainAndPosterior(ss.H, ss.R, Pp, n, d);
+    this.P = P;
+    const out = new Float32Array(frame.data.length);
+    const y = new Float64Array(d), delta = new Float64Array(d);
+    for (let b = 0; b < frame.n; b++) {
+      const o = b * D;
+      project(pca, frame.data, o, y);
+      const xPred = matVec(ss.A, this.x[b], n, n);
+      const x = updateMean(xPred, K, ss.H, y, n, d);
+      this.x[b] = x;
+      for (let j = 0; j < d; j++) delta[j] = x[j] - y[j]; // H s_t|t - y_t
+      for (let i = 0; i < D; i++) {
+        let v = frame.data[o + i];
+        const uo = i * d;
+        for (let j = 0; j < d; j++) v += pca.U[uo + j] * delta[j];
+        out[o + i] = v < -1 ? -1 : v > 1 ? 1 : v;
+      }
+    }
+    return { n: frame.n, s: S, data: out };
+  }
+
+  getState(): unknown {
+    return this.P ? { x: this.x.map((v) => Array.from(v)), P: Array.from(this.P) } : null;
+  }
+
+  setState(s: unknown): void {
+    const M = this.model;
+    if (!M) throw notFitted();
+    if (s === null) return;
+    const n = M.ss.n, st = s as { x?: unknown; P?: unknown };
+    const ok = Array.isArray(st?.x) && Array.isArray(st.P) && st.P.length === n * n && st.x.every((v) => Array.isArray(v) && v.length === n);
+    if (!ok) throw new DriftlabError(`kalman: the saved filter state does not fit this ${n}-dimensional filter; start a new rollout`);
+    this.x = (st.x as number[][]).map((v) => Float64Array.from(v));
+    this.P = Float64Array.from(st.P as number[]);
+  }
+
+  async save(dir: string): Promise<void> {
+    const M = this.model;
+    if (!M) throw notFitted();
+    fs.mkdirSync(dir, { recursive: true });
+    const { pca, ss } = M, D = pca.D, d = pca.d, n = ss.n;
+    const f64 = (shape: number[], data: Float64Array): NamedTensor => ({ dtype: 'F64', shape, data });
+    await writeSafetensors(path.join(dir, 'kalman.safetensors'), {
+      mean: f64([D], pca.mean), U: f64([D, d], pca.U), variances: f64([d], pca.variances),
+      A: f64([n, n], ss.A), Q: f64([n, n], ss.Q), R: f64([d, d], ss.R), P0: f64([n, n], M.P0),
+    }, { format: FORMAT, modelId: this.ctx.modelId });
+    const meta = {
+      format: FORMAT, corrector: 'kalman', modelId: this.ctx.modelId, size: M.S, d, order: ORDER,
+      totalVariance: pca.totalVariance, config: this.cfg, fit: this.info,
+      layout: 'kalman.safetensors (F64): mean [D], U [D,d] (columns = principal directions), variances [d], A Q P0 [2d,2d] over s = [z_t; z_{t-1}], R [d,d]',
+    };
+    await writeFileAtomic(path.join(dir, 'kalman.json'), JSON.stringify(meta, null, 2) + '\n');
+  }
+
+  async load(dir: string): Promise<void> {
+    const jp = path.join(dir, 'kalman.json');
+    if (!fs.existsSync(jp)) throw new DriftlabError(`${dir} holds no fitted kalman corrector (no kalman.json); fit one with 'driftlab fit-corrector kalman --ckpt CKPT --out ${dir}'`);
+    let meta: any;
+    try { meta = JSON.parse(fs.readFileSync(jp, 'utf8')); } catch { throw new DriftlabError(`${jp} is not valid JSON; fit the kalman corrector again`); }
+    if (meta?.format !== FORMAT) throw new DriftlabError(`${jp} is not a ${FORMAT} file; fit the kalman corrector again`);
+    if (meta.modelId !== this.ctx.modelId || meta.size !== this.ctx.size) {
+      throw new DriftlabError(`${dir}: corrector folder fitted for another model (model ${meta.modelId}, ${meta.size}x${meta.size} frames; this is ${this.ctx.modelId}, ${this.ctx.size}x${this.ctx.size}); fit it again for this checkpoint`);
+    }
+    const S = meta.size as number, D = S * S, d = meta.d as number, n = ORDER * d;
+    if (!isInt(d, 1) || meta.order !== ORDER) throw new DriftlabError(`${jp}: unsupported latent size or order; fit the kalman corrector again`);
+    if (this.explicit.has('d') && this.cfg.d !== d) throw new DriftlabError(`kalman: "d" is ${this.cfg.d} but ${dir} was fitted with d=${d}; drop "d" or fit again`);
+    const st = await readSafetensors(path.join(dir, 'kalman.safetensors'));
+    const get = (name: string, shape: number[]): Float64Array => {
+      const t = st.tensors[name];
+      if (!t || t.dtype !== 'F64' || JSON.stringify(t.shape) !== JSON.stringify(shape)) throw new DriftlabError(`${dir}/kalman.safetensors: tensor ${name} is missing or not F64 [${shape.join(',')}]; fit the kalman corrector again`);
+      return t.data as Float64Array;
+    };
+    const pca: Pca = { D, d, mean: get('mean', [D]), U: get('U', [D, d]), variances: get('variances', [d]), totalVariance: Number(meta.totalVariance) };
+    let ss: StateSpace = { n, m: d, A: get('A', [n, n]), Q: get('Q', [n, n]), H: newestLatentH(d, n), R: get('R', [d, d]) };
+    let P0 = get('P0', [n, n]);
+    const fitted = { ...KALMAN_DEFAULTS, ...(meta.config ?? {}) } as KalmanConfig;
+    if (this.explicit.has('rMeasure') && this.cfg.rMeasure !== fitted.rMeasure) {
+      ({ ss, P0 } = withMeasurementNoise(ss, this.cfg.rMeasure)); // tune R without refitting
+    }
+    this.cfg = { d, ridge: fitted.ridge, rMeasure: this.explicit.has('rMeasure') ? this.cfg.rMeasure : fitted.rMeasure };
+    this.model = { S, pca, ss, P0 };
+    this.info = meta.fit ?? null;
+    this.dir = dir;
+    this.x = [];
+    this.P = null;
+  }
+}
+
+registerCorrector('kalman', 'linear-Gaussian state-space filter in a PCA latent of frames ([z_t, z_t-1] state, dynamics fitted by least squares on real clips)', (ctx, config) => new KalmanCorrector(ctx, config));
