@@ -2,7 +2,8 @@
  * Video rows of `npm run bench`: the mmnist-small space-time U-Net (32x32 frames, windows of 8).
  *   train clips/s  = clips per step / seconds per full training step (whole batch, --workers)
  *   fwd frames/s   = frames per no-grad forward / seconds (tfjs, and onnx when it loads)
- * Median of --iters timed iterations after --warmup.
+ * Median of --iters timed iterations after --warmup. Then rollout frames/s per corrector
+ * (N = 4 rollouts, DDIM 10 steps per frame, chunk 1) on tfjs and onnx (--rollouts no skips it).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -19,6 +20,13 @@ import { OnnxUNet } from '../src/engine/onnx-engine.js';
 import { ClipStream } from '../src/video/clips.js';
 import { getVideoPreset } from '../src/video/presets.js';
 import { Rng } from '../src/util/rng.js';
+import { CHECKPOINT_FORMAT, saveCheckpoint } from '../src/diffusion/checkpoint.js';
+import { loadPipeline } from '../src/diffusion/pipeline.js';
+import { makeCorrector } from '../src/drift/correctors/index.js';
+import { correctorContext } from '../src/drift/context.js';
+import { rollout } from '../src/video/rollout.js';
+import { MovingMnist } from '../datasets/moving-mnist/index.js';
+import { clipWindow } from '../src/video/clips.js';
 
 const argv = process.argv;
 const opt = (n: string, d: string) => (argv.includes(`--${n}`) ? argv[argv.indexOf(`--${n}`) + 1] : d);
@@ -70,6 +78,42 @@ async function main() {
   } catch (e) {
     process.stderr.write(`  onnx rows skipped: ${(e as Error).message}\n`);
   }
+  // rollout throughput per corrector: N rollouts, DDIM steps per call, one frame kept per call
+  if (opt('rollouts', 'yes') !== 'no') {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'driftlab-bench-'));
+    try {
+      const ck = path.join(tmp, 'ckpt');
+      await saveCheckpoint(ck, { config: { format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective, training: { data: p.data } }, params });
+      const RN = 4, steps = 10, horizon = Number(opt('horizon', '8'));
+      for (const engine of ['tfjs', 'onnx'] as const) {
+        let pipe;
+        try { pipe = await loadPipeline(ck, 'model', { engine }); } catch (e) { process.stderr.write(`  rollout ${engine} skipped: ${(e as Error).message}\n`); continue; }
+        for (const run of ['warm-up', 'none', 'context-noise', 'renoise', 'kalman', 'controller']) {
+          const name = run === 'warm-up' ? 'none' : run;
+          const rng = new Rng(0);
+          const ctx = correctorContext(pipe, rng);
+          const corr = makeCorrector(name, ctx, name === 'renoise' ? { t: 200, steps: 5 } : {});
+          if (name === 'kalman') {
+            const mm = new MovingMnist({ ...p.data, split: 'train' }, 0);
+            const m = 20, T = 12;
+            const clips = { data: new Float32Array(m * T * S * S), m, t: T, s: S };
+            for (let k = 0; k < m; k++) clips.data.set(clipWindow(mm, p.data.pool, k, T), k * T * S * S);
+            await corr.fit!(clips, { seed: 0 });
+          }
+          const t0 = performance.now();
+          await rollout({ pipeline: pipe, corrector: corr, out: path.join(tmp, `${engine}-${run}`), checkpoint: ck, correctorRng: rng, quiet: true,
+            rollouts: RN, horizon, context: v.contextFrames, chunk: 1, sampler: 'ddim', steps, eta: 0, seed: 0 });
+          const fps = (RN * horizon) / ((performance.now() - t0) / 1000);
+          if (run === 'warm-up') continue;
+          process.stderr.write(`  rollout ${engine} ${name}: ${fps.toFixed(1)} frames/s\n`);
+          rows.push({ what: 'rollout', engine, corrector: name, rollouts: RN, ddimSteps: steps, chunk: 1, horizon, framesPerSec: fps });
+        }
+        await pipe.dispose();
+      }
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
   const result = {
     preset: p.name, frames: F, size: S, clipsPerStep: B, params: model.numParams, backend: info.line, cores: os.availableParallelism(),
     cpu: os.cpus()[0]?.model, node: process.version, date: new Date().toISOString(), iters, warmup,
@@ -78,7 +122,8 @@ async function main() {
   process.stdout.write(`\n${p.name} space-time U-Net (${model.numParams.toLocaleString('en-US')} params), ${S}x${S}, windows of ${F}, ${info.line}\n`);
   for (const r of rows) {
     const val = r.clipsPerSec !== undefined ? `${(r.clipsPerSec as number).toFixed(2)} clips/s` : `${(r.framesPerSec as number).toFixed(1)} frames/s`;
-    process.stdout.write(`  ${String(r.what).padEnd(14)} ${String(r.engine).padEnd(5)} ${String(r.threads).padStart(2)} thread(s)  ${val}\n`);
+    const who = r.what === 'rollout' ? `${String(r.corrector).padEnd(13)} N=${r.rollouts}, DDIM ${r.ddimSteps}/frame` : `${String(r.threads).padStart(2)} thread(s)`;
+    process.stdout.write(`  ${String(r.what).padEnd(14)} ${String(r.engine).padEnd(5)} ${who}  ${val}\n`);
   }
   const out = opt('out', path.join('bench', 'results', 'video-latest.json'));
   fs.mkdirSync(path.dirname(out), { recursive: true });
