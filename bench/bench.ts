@@ -3,7 +3,9 @@
  *
  *   train img/s = 64 / seconds per full training step (forward, backward, clip, AdamW, EMA)
  *   fwd img/s   = 64 / seconds per no-grad forward
- *   onnx fwd    the same forward exported to ONNX, run by onnxruntime-node (1 and 2 intra-op threads)
+ *   onnx fwd    the same forward exported to ONNX, run by onnxruntime-node (1 and 2 intra-op threads),
+ *               float32 and int8 (engine/quantize.ts: dynamic, and static calibrated on 512 noisy
+ *               MNIST digits), the three timed interleaved (A/B/C per iteration)
  *   ddim50      seconds to sample 64 digits with DDIM-50 on each engine (noise and steps on tfjs)
  * Median of --iters timed iterations after --warmup. Rows: in-process (1 thread) and the
  * data-parallel trainer with --workers threads; --only fwd|train|onnx|sample picks a group.
@@ -25,6 +27,8 @@ import { denoiserOf } from '../src/diffusion/pipeline.js';
 import { sample } from '../src/diffusion/samplers.js';
 import { exportOnnx } from '../src/engine/export.js';
 import { OnnxUNet, loadOrt } from '../src/engine/onnx-engine.js';
+import { decodeModel } from '../src/engine/onnx-proto.js';
+import { calibrate, mnistCalibration, quantizeOnnxBytes } from '../src/engine/quantize.js';
 import { Rng } from '../src/util/rng.js';
 
 function arg(name: string, def: string): string {
@@ -43,6 +47,21 @@ async function timeIt(label: string, warmup: number, iters: number, fn: () => Pr
     ms.push(performance.now() - t0);
   }
   process.stderr.write(`  ${label}: median ${median(ms).toFixed(0)} ms over ${iters}\n`);
+  return ms;
+}
+
+/** Like timeIt for several variants at once, one call of each per iteration, so load spikes hit all. */
+async function timeInterleaved(label: string, warmup: number, iters: number, fns: Record<string, () => Promise<void>>): Promise<Record<string, number[]>> {
+  const ms: Record<string, number[]> = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
+  for (let i = 0; i < warmup; i++) for (const fn of Object.values(fns)) await fn();
+  for (let i = 0; i < iters; i++) {
+    for (const [k, fn] of Object.entries(fns)) {
+      const t0 = performance.now();
+      await fn();
+      ms[k].push(performance.now() - t0);
+    }
+  }
+  process.stderr.write(`  ${label}: ${Object.entries(ms).map(([k, v]) => `${k} median ${median(v).toFixed(0)} ms`).join(', ')} over ${iters} interleaved\n`);
   return ms;
 }
 
@@ -82,11 +101,20 @@ async function main() {
   const onnxBytes = ort?.ort ? exportOnnx(SPEC_UNET, params).bytes : null;
   if (onnxBytes && (only === 'all' || only === 'onnx')) {
     const t = new Float32Array(B).fill(500);
+    const ranges = await calibrate(decodeModel(onnxBytes), mnistCalibration(SPEC_UNET, DEFAULT_SCHEDULE, 512, B, 0), SPEC_UNET);
+    const files: Record<string, Uint8Array> = {
+      float32: onnxBytes,
+      'int8 dynamic': quantizeOnnxBytes(onnxBytes, 'dynamic').bytes,
+      'int8 static': quantizeOnnxBytes(onnxBytes, 'static', { ranges }).bytes,
+    };
     for (const threads of [1, 2]) {
-      const unet = await OnnxUNet.create(onnxBytes, SPEC_UNET, { threads });
-      const ms = await timeIt(`onnx forward, batch 64, ${threads} thread(s)`, warmup, iters, async () => { await unet.run(batch.x0, B, t); });
-      rows.push({ what: 'forward', engine: 'onnx', threads, imgPerSec: (B * 1000) / median(ms), msMedian: median(ms) });
-      await unet.release();
+      const unets = Object.fromEntries(await Promise.all(Object.entries(files).map(async ([k, b]) => [k, await OnnxUNet.create(b, SPEC_UNET, { threads })] as const)));
+      const ms = await timeInterleaved(`onnx forward, batch 64, ${threads} thread(s)`, warmup, iters,
+        Object.fromEntries(Object.entries(unets).map(([k, u]) => [k, async () => { await u.run(batch.x0, B, t); }])));
+      for (const [k, v] of Object.entries(ms)) {
+        rows.push({ what: 'forward', engine: 'onnx', precision: k, threads, imgPerSec: (B * 1000) / median(v), msMedian: median(v), fileMB: files[k].length / 1e6 });
+      }
+      for (const u of Object.values(unets)) await u.release();
     }
   }
   if (only === 'all' || only === 'sample') {
@@ -134,7 +162,8 @@ async function main() {
   };
   process.stdout.write(`\nreference U-Net (${model.numParams.toLocaleString('en-US')} params), batch ${B}, ${info.line}\n`);
   for (const r of rows) {
-    const head = `  ${String(r.what).padEnd(8)} ${String(r.engine).padEnd(5)} ${String(r.threads).padStart(2)} thread(s)`;
+    const engine = r.precision && r.precision !== 'float32' ? `${r.engine} ${r.precision}` : r.engine;
+    const head = `  ${String(r.what).padEnd(8)} ${String(engine).padEnd(17)} ${String(r.threads).padStart(2)} thread(s)`;
     if (r.what === 'ddim50') process.stdout.write(`${head}  ${(r.seconds as number).toFixed(2).padStart(7)} s for 64 digits (${(r.imgPerSec as number).toFixed(1)} img/s)\n`);
     else process.stdout.write(`${head}  ${(r.imgPerSec as number).toFixed(1).padStart(7)} img/s  (median ${(r.msMedian as number).toFixed(0)} ms/step)\n`);
   }

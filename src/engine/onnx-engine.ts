@@ -51,6 +51,17 @@ export function loadOrt(): Promise<OrtStatus> {
   return loading;
 }
 
+/** the driftlab.quantization metadata of a file from `driftlab export --quantize` (engine/quantize.ts) */
+function quantization(meta: string | undefined): { mode: string; conv: string } | null {
+  if (!meta) return null;
+  try {
+    const q = JSON.parse(meta);
+    return { mode: String(q.mode), conv: String(q.conv) };
+  } catch {
+    return { mode: '?', conv: '?' };
+  }
+}
+
 const firstLine = (e: unknown) => String((e as Error)?.message ?? e).split('\n')[0].slice(0, 200);
 
 /** b = Identity(a), a: [n] float32 */
@@ -72,6 +83,8 @@ export class OnnxUNet {
   private constructor(
     private readonly ort: Ort, private readonly session: Session, readonly config: UNetConfig,
     readonly threads: number, readonly version: string,
+    /** 'float32', or 'int8 dynamic' / 'int8 static' for files from `driftlab export --quantize` */
+    readonly precision: string,
   ) {}
 
   /**
@@ -100,22 +113,27 @@ export class OnnxUNet {
     if (names !== want || !proto.graph.outputs.some((o) => o.name === 'out')) {
       throw new DriftlabError(`${what} has inputs [${names}] and outputs [${proto.graph.outputs.map((o) => o.name)}]; expected [${want}] -> out`);
     }
+    const quant = quantization(proto.metadata['driftlab.quantization']);
     const threads = opts.threads ?? os.availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new DriftlabError(`--threads must be a positive integer, got ${threads}`);
     let session: Session;
     try {
       session = await status.ort.InferenceSession.create(bytes, {
         intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3,
+        // int8 weights that feed float Convs: let constant folding dequantize them once at load
+        // (onnxruntime keeps DequantizeLinear otherwise, and its fast NCHWc Conv needs constant weights)
+        ...(quant?.conv === 'weight-only' ? { extra: { session: { disable_quant_qdq: '1' } } } : {}),
       });
     } catch (e) {
       throw new DriftlabError(`onnxruntime could not load ${what}: ${firstLine(e)}`);
     }
-    return new OnnxUNet(status.ort, session, fileConfig, threads, status.version);
+    return new OnnxUNet(status.ort, session, fileConfig, threads, status.version, quant ? `int8 ${quant.mode}` : 'float32');
   }
 
   /** One line for humans: which engine, how many threads. */
   get line(): string {
-    return `engine onnxruntime-node ${this.version} · cpu, ${this.threads} intra-op thread${this.threads > 1 ? 's' : ''} (sampler steps on tfjs ${tf.getBackend()})`;
+    const int8 = this.precision === 'float32' ? '' : `, ${this.precision} model`;
+    return `engine onnxruntime-node ${this.version} · cpu, ${this.threads} intra-op thread${this.threads > 1 ? 's' : ''}${int8} (sampler steps on tfjs ${tf.getBackend()})`;
   }
 
   /** x: [B,H,W,C] values, t: [B], labels: [B] -> out [B,H,W,Cout] values */

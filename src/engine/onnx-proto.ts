@@ -10,8 +10,8 @@
 import { DriftlabError } from '../util/errors.js';
 
 /** TensorProto.DataType values driftlab uses */
-export const DataType = { FLOAT: 1, INT32: 6, INT64: 7 } as const;
-const ELEM_BYTES: Record<number, number> = { 1: 4, 6: 4, 7: 8 };
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
+const ELEM_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 6: 4, 7: 8 };
 
 /** AttributeProto.AttributeType values */
 export const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
