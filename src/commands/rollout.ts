@@ -14,6 +14,10 @@ import { rollout } from '../video/rollout.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { positiveInt } from './common.js';
+import * as path from 'node:path';
+import { readNpy } from '../io/npy.js';
+import { writeGif, writeMp4 } from '../video/writers.js';
+import { sideBySide } from './sample-video.js';
 
 function parseConfig(s: string | undefined): Record<string, Record<string, unknown>> {
   if (!s) return {};
@@ -21,6 +25,27 @@ function parseConfig(s: string | undefined): Record<string, Record<string, unkno
   try { j = JSON.parse(s); } catch { throw new DriftlabError(`--corrector-config is not valid JSON: ${s.slice(0, 60)}`); }
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new DriftlabError('--corrector-config must be a JSON object: {"NAME": {...}} or the settings of a single corrector');
   return j as Record<string, Record<string, unknown>>;
+}
+
+/** truth | generated side by side (rows: rollouts, at most 8), every k-th frame to fit maxFrames. */
+export async function writeRolloutVideo(runDir: string, file: string, maxFrames: number, fps: number): Promise<void> {
+  if (!/\.(gif|mp4)$/i.test(file)) throw new DriftlabError(`--video must end in .gif or .mp4, got ${file}`);
+  const gen = await readNpy(path.join(runDir, 'frames.npy'));
+  const truth = await readNpy(path.join(runDir, 'truth.npy'));
+  const [T, N, S] = gen.shape;
+  const n = Math.min(N, 8), step = Math.max(1, Math.ceil(T / maxFrames)), F = Math.ceil(T / step);
+  const toClips = (a: Uint8Array) => { // [T,N,S,S] -> [n,F,S,S] in [0,1]
+    const out = new Float32Array(n * F * S * S);
+    for (let k = 0; k < n; k++) for (let j = 0; j < F; j++) {
+      const src = (j * step * N + k) * S * S;
+      for (let i = 0; i < S * S; i++) out[(k * F + j) * S * S + i] = a[src + i] / 255;
+    }
+    return out;
+  };
+  const side = sideBySide(toClips(truth.data as Uint8Array), toClips(gen.data as Uint8Array), n, F, S);
+  if (file.toLowerCase().endsWith('.gif')) await writeGif(file, side.frames, F, side.H, side.W, { fps, scale: 2 });
+  else await writeMp4(file, side.frames, F, side.H, side.W, { fps, scale: 4 });
+  process.stderr.write(`video: ${file} (${F} frames${step > 1 ? `, every ${step}th` : ''}; truth left, generated right)\n`);
 }
 
 export const rolloutCommand: CommandModule<any, any> = {
@@ -40,7 +65,10 @@ export const rolloutCommand: CommandModule<any, any> = {
     .option('eta', { type: 'number', default: 0 })
     .option('engine', { choices: ENGINE_CHOICES, default: 'auto' })
     .option('threads', { type: 'number' })
-    .option('resume', { type: 'boolean', default: false, describe: 'continue a killed (or shorter) rollout in --out' }),
+    .option('resume', { type: 'boolean', default: false, describe: 'continue a killed (or shorter) rollout in --out' })
+    .option('video', { type: 'string', describe: 'also write truth | generated side by side for up to 8 rollouts: FILE.gif or FILE.mp4' })
+    .option('video-frames', { type: 'number', default: 400, describe: 'frames in --video (every k-th frame when the rollout is longer)' })
+    .option('fps', { type: 'number', default: 8 }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
     const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine, threads: a.threads });
@@ -62,6 +90,7 @@ export const rolloutCommand: CommandModule<any, any> = {
         rollouts: a.rollouts, horizon: a.horizon, context: K, chunk: a.chunk, sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: a.eta, seed: a.seed,
       });
       process.stdout.write(`${a.rollouts} rollouts to frame ${r.frames} (${names.join(',')}) in ${r.seconds.toFixed(1)} s -> ${a.out}/ (frames.npy, truth.npy: uint8 [T,N,S,S])\n`);
+      if (a.video) await writeRolloutVideo(a.out, a.video, positiveInt('video-frames', a.videoFrames), a.fps);
     } finally {
       await p.dispose();
     }

@@ -54,6 +54,16 @@ test('tensor count does not grow with the horizon', async () => {
   assert.equal(Array.from((f.data as Uint8Array).subarray(0, 3 * 512)), Array.from((t.data as Uint8Array).subarray(0, 3 * 512)));
 });
 
+test('--video: truth | generated GIF of a rollout, subsampled to a frame budget', async () => {
+  const { writeRolloutVideo } = await import('../../src/commands/rollout.js');
+  const { decodeGif } = await import('../../src/video/writers.js');
+  const gif = path.join(dir, 'long.gif');
+  await writeRolloutVideo(path.join(dir, 'long'), gif, 20, 8);
+  const g = decodeGif(new Uint8Array(fs.readFileSync(gif)));
+  assert.is(g.T, 15); // 43 frames, every 3rd
+  assert.is(g.H, 2 * 2 * 16);
+});
+
 test('a rollout killed half way and resumed equals the uninterrupted one', async () => {
   for (const corrector of ['none', 'renoise']) {
     const full = path.join(dir, `full-${corrector}`), part = path.join(dir, `part-${corrector}`);
