@@ -19,6 +19,7 @@ import { serveCommand } from './commands/serve.js';
 import { trainVideoCommand } from './commands/train-video.js';
 import { sampleVideoCommand } from './commands/sample-video.js';
 import { fitCorrectorCommand, rolloutCommand } from './commands/rollout.js';
+import { experimentCommand } from './commands/experiment.js';
 
 export function fail(e: unknown): never {
   const debug = process.env.DRIFTLAB_DEBUG === '1';
@@ -52,6 +53,7 @@ async function main() {
     .command(sampleVideoCommand)
     .command(rolloutCommand)
     .command(fitCorrectorCommand)
+    .command(experimentCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
     .strict()
     .recommendCommands()
