@@ -2,31 +2,19 @@
  * Image DDPM training on MNIST: the shared loop (trainer.ts) fed by seeded MNIST batches, with
  * timesteps, noise and classifier-free label dropout drawn per step.
  */
-import { BackendName } from '../backend.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { BatchSource, MnistBatches } from '../../datasets/mnist/index.js';
 import { CHECKPOINT_FORMAT, CheckpointConfig } from './checkpoint.js';
 import { TrainBatch } from './grad.js';
 import { Preset, TrainConfig } from './presets.js';
-import { BatchStream, TrainResult, runTraining } from './trainer.js';
+import { BatchStream, RunCommon, TrainResult, runTraining } from './trainer.js';
 
 export type { TrainResult } from './trainer.js';
 
-export interface TrainOptions {
+export interface TrainOptions extends RunCommon {
   preset: Preset;
   data: BatchSource;
-  out: string;
-  resume?: boolean;
-  /** overwrite an existing checkpoint folder instead of refusing */
-  overwrite?: boolean;
-  workers: number;
-  backend: BackendName;
-  /** stop (with a checkpoint) after this many minutes of wall time */
-  minutes?: number;
-  quiet?: boolean;
-  /** called after each step (tests) */
-  onStep?: (step: number, loss: number) => void;
 }
 
 /** MNIST batches + t ~ U{0..T-1}, eps ~ N(0, I), labels dropped to the null class with p. */

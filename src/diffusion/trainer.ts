@@ -35,7 +35,22 @@ export interface Hyper {
   seed: number;
 }
 
-export interface RunOptions {
+/** Where a training run writes and how it runs: shared by image, video and generic runs. */
+export interface RunCommon {
+  out: string;
+  resume?: boolean;
+  /** overwrite an existing checkpoint folder instead of refusing */
+  overwrite?: boolean;
+  workers: number;
+  backend: BackendName;
+  /** stop (with a checkpoint) after this many minutes of wall time */
+  minutes?: number;
+  quiet?: boolean;
+  /** called after each step (tests) */
+  onStep?: (step: number, loss: number) => void;
+}
+
+export interface RunOptions extends RunCommon {
   label: string;
   config: CheckpointConfig;
   hyper: Hyper;
@@ -44,14 +59,6 @@ export interface RunOptions {
   stream: BatchStream;
   /** images (or frames) per step, for the img/s figure */
   itemsPerStep: number;
-  out: string;
-  resume?: boolean;
-  overwrite?: boolean;
-  workers: number;
-  backend: BackendName;
-  minutes?: number;
-  quiet?: boolean;
-  onStep?: (step: number, loss: number) => void;
   /** starting weights by name for a fresh run (the rest keep their initialisation) */
   initFrom?: Map<string, Float32Array>;
 }

@@ -2,24 +2,16 @@
  * Clip training (`driftlab train-video`): the shared loop over Moving-MNIST windows, optionally
  * starting from an image checkpoint (spatial weights by name; temporal blocks start as identity).
  */
-import { BackendName } from '../backend.js';
 import { CHECKPOINT_FORMAT, CheckpointConfig, loadCheckpoint } from '../diffusion/checkpoint.js';
 import { splitFlat, flatLayout } from '../diffusion/model.js';
 import { modelParamSpecs } from '../diffusion/arch.js';
-import { TrainResult, runTraining } from '../diffusion/trainer.js';
+import { RunCommon, TrainResult, runTraining } from '../diffusion/trainer.js';
 import { DriftlabError } from '../util/errors.js';
 import { ClipStream, modelFrameSize } from './clips.js';
 import { VideoPreset } from './presets.js';
 
-export interface TrainVideoOptions {
+export interface TrainVideoOptions extends RunCommon {
   preset: VideoPreset;
-  out: string;
-  resume?: boolean;
-  overwrite?: boolean;
-  workers: number;
-  backend: BackendName;
-  minutes?: number;
-  quiet?: boolean;
   /** image checkpoint whose (EMA) weights initialise the spatial layers */
   initImage?: string;
 }
@@ -55,6 +47,6 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   return runTraining({
     label: `train-video ${p.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize * v.frames, total: tc.steps,
     out: o.out, resume: o.resume, overwrite: o.overwrite, workers: o.workers, backend: o.backend, minutes: o.minutes,
-    quiet: o.quiet, initFrom,
+    quiet: o.quiet, onStep: o.onStep, initFrom,
   });
 }

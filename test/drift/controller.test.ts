@@ -7,13 +7,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ensureWasm } from '../helpers/backend.js';
+import { tinyVideoPipeline } from '../helpers/video.js';
 import { rejectsDriftlab, tempDir } from '../helpers/common.js';
-import { getVideoPreset } from '../../src/video/presets.js';
-import { trainVideo } from '../../src/video/train-video.js';
 import { clipWindow } from '../../src/video/clips.js';
 import { rollout } from '../../src/video/rollout.js';
-import { Pipeline, loadPipeline } from '../../src/diffusion/pipeline.js';
+import type { Pipeline } from '../../src/diffusion/pipeline.js';
 import type { Denoiser } from '../../src/diffusion/samplers.js';
 import { makeCorrector } from '../../src/drift/correctors/index.js';
 import { ControllerCorrector, collectPairs } from '../../src/drift/correctors/controller.js';
@@ -24,21 +22,13 @@ import { MovingMnist } from '../../datasets/moving-mnist/index.js';
 import { Rng } from '../../src/util/rng.js';
 
 const dir = tempDir('driftlab-controller-');
-const ckpt = path.join(dir, 'video');
 const S = 16, K = 3, F = 6;
 /** small enough for a test: 2 rounds x 8 clips x 3 frames, 4 DDIM steps */
 const SMALL = { rounds: 2, rolloutFrames: 3, clips: 8, epochs: 15, steps: 4, batch: 16, lr: 3e-3 };
 
-let pipe: Pipeline | null = null;
-async function pipeline(): Promise<Pipeline> {
-  if (pipe) return pipe;
-  await ensureWasm();
-  const p = getVideoPreset('mmnist-tiny');
-  p.train.steps = 3;
-  await trainVideo({ preset: p, out: ckpt, workers: 1, backend: 'wasm', quiet: true });
-  pipe = await loadPipeline(ckpt, 'ema', { engine: 'tfjs' });
-  return pipe;
-}
+const tiny = tinyVideoPipeline(dir);
+const pipeline = tiny.pipeline;
+const ckpt = tiny.ckpt;
 
 /** m real clips of t frames, [m,t,S,S] in [-1,1], as fit-corrector builds them. */
 function clipSet(p: Pipeline, m: number, t: number, split: 'train' | 'test', seed = 0): ClipSet {

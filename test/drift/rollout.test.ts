@@ -7,11 +7,8 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ensureWasm } from '../helpers/backend.js';
+import { tinyVideoPipeline } from '../helpers/video.js';
 import { rejectsDriftlab, tempDir, throwsDriftlab } from '../helpers/common.js';
-import { getVideoPreset } from '../../src/video/presets.js';
-import { trainVideo } from '../../src/video/train-video.js';
-import { Pipeline, loadPipeline } from '../../src/diffusion/pipeline.js';
 import { rollout, RolloutSettings } from '../../src/video/rollout.js';
 import { chain, listCorrectors, makeCorrector } from '../../src/drift/correctors/index.js';
 import { correctorContext } from '../../src/drift/context.js';
@@ -19,17 +16,9 @@ import { readNpy } from '../../src/io/npy.js';
 import { Rng } from '../../src/util/rng.js';
 
 const dir = tempDir('driftlab-rollout-');
-const ckpt = path.join(dir, 'video');
-let pipe: Pipeline | null = null;
-async function pipeline(): Promise<Pipeline> {
-  if (pipe) return pipe;
-  await ensureWasm();
-  const p = getVideoPreset('mmnist-tiny');
-  p.train.steps = 3;
-  await trainVideo({ preset: p, out: ckpt, workers: 1, backend: 'wasm', quiet: true });
-  pipe = await loadPipeline(ckpt, 'ema', { engine: 'tfjs' });
-  return pipe;
-}
+const tiny = tinyVideoPipeline(dir);
+const pipeline = tiny.pipeline;
+const ckpt = tiny.ckpt;
 const settings = (horizon: number, seed = 1): RolloutSettings => ({ rollouts: 2, horizon, context: 3, chunk: 2, sampler: 'ddim', steps: 3, eta: 0, seed });
 async function run(out: string, horizon: number, corrector = 'none', extra: Partial<{ resume: boolean; seed: number }> = {}) {
   const p = await pipeline();

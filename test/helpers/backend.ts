@@ -5,7 +5,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.js';
-import { DriftlabError } from '../../src/util/errors.js';
 import * as assert from 'uvu/assert';
 
 let started = false;
