@@ -3,7 +3,8 @@
  *   train clips/s  = clips per step / seconds per full training step (whole batch, --workers)
  *   fwd frames/s   = frames per no-grad forward / seconds (tfjs, and onnx when it loads)
  * Median of --iters timed iterations after --warmup. Then rollout frames/s per corrector
- * (N = 4 rollouts, DDIM 10 steps per frame, chunk 1) on tfjs and onnx (--rollouts no skips it).
+ * (N = 4 rollouts, DDIM 10 steps per frame, chunk 1) on --rollout-engines tfjs,onnx (--rollouts no
+ * skips them).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -85,7 +86,7 @@ async function main() {
       const ck = path.join(tmp, 'ckpt');
       await saveCheckpoint(ck, { config: { format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective, training: { data: p.data } }, params });
       const RN = 4, steps = 10, horizon = Number(opt('horizon', '8'));
-      for (const engine of ['tfjs', 'onnx'] as const) {
+      for (const engine of opt('rollout-engines', 'tfjs,onnx').split(',') as ('tfjs' | 'onnx')[]) {
         let pipe;
         try { pipe = await loadPipeline(ck, 'model', { engine }); } catch (e) { process.stderr.write(`  rollout ${engine} skipped: ${(e as Error).message}\n`); continue; }
         for (const run of ['warm-up', 'none', 'context-noise', 'renoise', 'kalman', 'controller']) {
