@@ -50,21 +50,6 @@ async function timeIt(label: string, warmup: number, iters: number, fn: () => Pr
   return ms;
 }
 
-/** Like timeIt for several variants at once, one call of each per iteration, so load spikes hit all. */
-async function timeInterleaved(label: string, warmup: number, iters: number, fns: Record<string, () => Promise<void>>): Promise<Record<string, number[]>> {
-  const ms: Record<string, number[]> = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
-  for (let i = 0; i < warmup; i++) for (const fn of Object.values(fns)) await fn();
-  for (let i = 0; i < iters; i++) {
-    for (const [k, fn] of Object.entries(fns)) {
-      const t0 = performance.now();
-      await fn();
-      ms[k].push(performance.now() - t0);
-    }
-  }
-  process.stderr.write(`  ${label}: ${Object.entries(ms).map(([k, v]) => `${k} median ${median(v).toFixed(0)} ms`).join(', ')} over ${iters} interleaved\n`);
-  return ms;
-}
-
 async function main() {
   const backend = arg('backend', 'auto') as BackendName;
   const iters = Number(arg('iters', '10'));
@@ -107,14 +92,15 @@ async function main() {
       'int8 dynamic': quantizeOnnxBytes(onnxBytes, 'dynamic').bytes,
       'int8 static': quantizeOnnxBytes(onnxBytes, 'static', { ranges }).bytes,
     };
+    // One session at a time: onnxruntime's idle intra-op threads spin, so sessions measured side
+    // by side (interleaved) steal each other's cores and understate the 2-thread figures.
     for (const threads of [1, 2]) {
-      const unets = Object.fromEntries(await Promise.all(Object.entries(files).map(async ([k, b]) => [k, await OnnxUNet.create(b, SPEC_UNET, { threads })] as const)));
-      const ms = await timeInterleaved(`onnx forward, batch 64, ${threads} thread(s)`, warmup, iters,
-        Object.fromEntries(Object.entries(unets).map(([k, u]) => [k, async () => { await u.run(batch.x0, B, t); }])));
-      for (const [k, v] of Object.entries(ms)) {
-        rows.push({ what: 'forward', engine: 'onnx', precision: k, threads, imgPerSec: (B * 1000) / median(v), msMedian: median(v), fileMB: files[k].length / 1e6 });
+      for (const [k, b] of Object.entries(files)) {
+        const u = await OnnxUNet.create(b, SPEC_UNET, { threads });
+        const v = await timeIt(`onnx ${k} forward, batch 64, ${threads} thread(s)`, warmup, iters, async () => { await u.run(batch.x0, B, t); });
+        rows.push({ what: 'forward', engine: 'onnx', precision: k, threads, imgPerSec: (B * 1000) / median(v), msMedian: median(v), fileMB: b.length / 1e6 });
+        await u.release();
       }
-      for (const u of Object.values(unets)) await u.release();
     }
   }
   if (only === 'all' || only === 'sample') {
