@@ -45,7 +45,7 @@ export async function writeRolloutVideo(runDir: string, file: string, maxFrames:
   const side = sideBySide(toClips(truth.data as Uint8Array), toClips(gen.data as Uint8Array), n, F, S);
   if (file.toLowerCase().endsWith('.gif')) await writeGif(file, side.frames, F, side.H, side.W, { fps, scale: 2 });
   else await writeMp4(file, side.frames, F, side.H, side.W, { fps, scale: 4 });
-  process.stderr.write(`video: ${file} (${F} frames${step > 1 ? `, every ${step}th` : ''}; truth left, generated right)\n`);
+  process.stderr.write(`video: ${file} (${F} frames${step > 1 ? `, one in ${step}` : ''}; truth left, generated right)\n`);
 }
 
 export const rolloutCommand: CommandModule<any, any> = {
