@@ -5,25 +5,20 @@
  *   mnist-base   the seed recipe's scale: T=1000, batch 128, 5 epochs, a wider U-Net
  */
 import { DriftlabError } from '../util/errors.js';
+import type { Hyper } from './trainer.js';
 import { SPEC_UNET, UNetConfig } from './config.js';
 import { DEFAULT_OBJECTIVE, ObjectiveConfig } from './objective.js';
 import { DEFAULT_SCHEDULE, ScheduleConfig } from './schedule.js';
 
-export interface TrainConfig {
+/** Optimizer and checkpoint settings (trainer.ts Hyper) plus the image batch and augmentation. */
+export interface TrainConfig extends Hyper {
   batchSize: number;
   /** total optimizer steps; when epochs is set, steps = ceil(epochs * N / batch) */
   steps: number;
   epochs?: number;
-  lr: number;
-  lrWarmup: number;
-  weightDecay: number;
-  gradClip: number;
-  emaDecay: number;
   /** probability of replacing a label by the null class (classifier-free guidance) */
   classDropout: number;
-  checkpointEvery: number;
   flip: boolean;
-  seed: number;
 }
 
 export interface Preset {

@@ -9,23 +9,19 @@
  *                 few hours; 64x64 would cost ~4x more per frame.
  */
 import { DriftlabError } from '../util/errors.js';
+import type { Hyper } from '../diffusion/trainer.js';
 import { UNetConfig } from '../diffusion/config.js';
 import { DEFAULT_OBJECTIVE, ObjectiveConfig } from '../diffusion/objective.js';
 import { DEFAULT_SCHEDULE, ScheduleConfig } from '../diffusion/schedule.js';
 import { MovingMnistConfig, DEFAULT_MMNIST } from '../../datasets/moving-mnist/index.js';
 
-export interface VideoTrainConfig {
+/** Optimizer and checkpoint settings (trainer.ts Hyper) plus the clip batch and context noise. */
+export interface VideoTrainConfig extends Hyper {
+  /** clips per step */
   batchSize: number;
   steps: number;
-  lr: number;
-  lrWarmup: number;
-  weightDecay: number;
-  gradClip: number;
-  emaDecay: number;
-  checkpointEvery: number;
   /** context noise augmentation: context frames get t ~ U{0..maxContextT} (0 = always clean) */
   maxContextT: number;
-  seed: number;
 }
 
 export interface VideoPreset {
