@@ -12,14 +12,13 @@ import { MovingMnist } from '../../datasets/moving-mnist/index.js';
 import { loadClips } from '../../datasets/moving-mnist/load.js';
 import { clipWindow, poolFrame } from '../video/clips.js';
 import { continueClips } from '../video/sample-clip.js';
+import { toU8 } from '../video/frames8.js';
 import { frameMetrics } from '../eval/frames.js';
 import { writeFilmstrip, writeGif, writeMp4 } from '../video/writers.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { positiveInt } from './common.js';
 
-/** [-1,1] floats -> uint8 */
-const toU8 = (v: Float32Array) => Uint8Array.from(v, (x) => Math.max(0, Math.min(255, Math.round((x + 1) * 127.5))));
 
 /** Frames [T, N*S, 2*S + 1]: each clip a row, truth on the left, generated on the right. */
 export function sideBySide(truth: Float32Array, gen: Float32Array, N: number, F: number, S: number): { frames: Float32Array; H: number; W: number } {

@@ -27,6 +27,7 @@ import { DriftlabError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { poolFrame } from './clips.js';
+import { fromU8, toU8 } from './frames8.js';
 import { continueClips } from './sample-clip.js';
 
 export interface RolloutSettings {
@@ -60,8 +61,6 @@ export function modelId(p: Pipeline): string {
   return h.digest('hex').slice(0, 16);
 }
 
-const toU8 = (v: Float32Array) => Uint8Array.from(v, (x) => Math.max(0, Math.min(255, Math.round((x + 1) * 127.5))));
-const fromU8 = (v: Uint8Array) => Float32Array.from(v, (x) => x / 127.5 - 1);
 
 class History implements FrameHistory {
   private frames: FrameBatch[] = [];

@@ -36,7 +36,8 @@ import {
   initControllerParams, stackInput,
 } from '../controller-net.js';
 import type { ClipSet, CorrectorContext, DriftCorrector, FrameBatch, FrameHistory } from '../corrector.js';
-import { registerCorrector } from '../registry.js';
+import { registerCorrector } from '../registry.js';import { quantize8 } from '../../video/frames8.js';
+
 
 export interface ControllerFitConfig {
   rounds: number;
@@ -56,7 +57,6 @@ export const DEFAULT_FIT: ControllerFitConfig = {
 };
 
 const FORMAT = 'driftlab-controller-1';
-const q8 = (v: Float32Array) => Float32Array.from(v, (x) => Math.max(0, Math.min(255, Math.round((x + 1) * 127.5))) / 127.5 - 1);
 
 /** Training pairs: inputs [P,S,S,1+k] (generated frame + context), targets [P,S,S] (simulator). */
 export interface Pairs { inputs: Float32Array; targets: Float32Array; count: number }
@@ -84,7 +84,7 @@ export async function collectPairs(clips: ClipSet, o: CollectOptions): Promise<P
   const frameAt = (t: number) => { const f = new Float32Array(n * fr); for (let b = 0; b < n; b++) f.set(truth(b, t), b * fr); return f; };
   // the history as the rollout keeps it: the K real frames, then corrected frames, all 8-bit
   const hist: Float32Array[] = [];
-  for (let t = 0; t < Kr; t++) hist.push(q8(frameAt(t)));
+  for (let t = 0; t < Kr; t++) hist.push(quantize8(frameAt(t)));
   const inputs = new Float32Array(n * R * fr * C), targets = new Float32Array(n * R * fr);
   for (let j = 0; j < R; j++) {
     const last = hist.slice(-Kr), ctx = new Float32Array(n * Kr * fr);
@@ -100,7 +100,7 @@ export async function collectPairs(clips: ClipSet, o: CollectOptions): Promise<P
       targets.set(y.subarray(b * fr, (b + 1) * fr), p * fr);
     }
     const corrected = o.params ? applyController(o.params, net2, x, n, S) : frame.slice();
-    hist.push(q8(corrected));
+    hist.push(quantize8(corrected));
     if (hist.length > Math.max(Kr, k)) hist.shift();
   }
   return { inputs, targets, count: n * R };
