@@ -12,6 +12,7 @@ mkdir -p "$out"
 { echo "date: $(date -u)"; echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"; echo "cores: $(nproc)"; echo "node: $(node --version)"; uptime; } > "$out/machine.txt"
 node dist/bench/bench.js --iters "$iters" --out "$out/image.json" 2>&1 | tee "$out/image.txt"
 node dist/bench/bench-video.js --iters "$iters" --rollout-engines onnx --out "$out/video.json" 2>&1 | tee "$out/video.txt"
+node dist/bench/bench-metrics.js --frames 500 --out "$out/metrics.json" 2>&1 | tee "$out/metrics.txt"
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   for t in 1 2; do /usr/bin/python3 bench/torch_peer.py --threads $t --iters "$iters" | tee -a "$out/torch.jsonl"; done
 else

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { writeFileAtomic } from '../src/io/atomic.js';
 import { backendInfo } from '../src/backend.js';
+import { DriftlabError } from '../src/util/errors.js';
 
 export interface RunDir {
   dir: string;
@@ -15,7 +16,21 @@ function pkgVersion(name: string): string | null {
   try { return createRequire(import.meta.url)(`${name}/package.json`).version; } catch { return null; }
 }
 
-export async function makeRunDir(root: string, name: string, seed: number, config: unknown): Promise<RunDir> {
+/**
+ * A new run folder results/<name>/<run-id>/, or (resume) an existing one of the same experiment:
+ * finished parts are reused and the resume is recorded in meta.json.
+ */
+export async function makeRunDir(root: string, name: string, seed: number, config: unknown, resume?: string): Promise<RunDir> {
+  if (resume) {
+    const metaPath = path.join(resume, 'meta.json');
+    if (!fs.existsSync(metaPath)) throw new DriftlabError(`--resume ${resume}: no meta.json there; pass a results/${name}/<run-id>/ folder`);
+    const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
+    if (meta.experiment !== name) throw new DriftlabError(`--resume ${resume} is a ${meta.experiment} run, not ${name}`);
+    if (meta.seed !== seed) throw new DriftlabError(`--resume ${resume} ran with --seed ${meta.seed}; pass the same seed`);
+    meta.resumed = [...(meta.resumed ?? []), { at: new Date().toISOString(), command: process.argv.slice(1).join(' ') }];
+    await writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
+    return { dir: resume, write: (n, data) => writeFileAtomic(path.join(resume, n), data) };
+  }
   const d = new Date();
   const p = (x: number) => String(x).padStart(2, '0');
   const id = `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}-s${seed}`;

@@ -20,6 +20,8 @@ import { trainVideoCommand } from './commands/train-video.js';
 import { sampleVideoCommand } from './commands/sample-video.js';
 import { fitCorrectorCommand, rolloutCommand } from './commands/rollout.js';
 import { experimentCommand } from './commands/experiment.js';
+import { driftCommand } from './commands/drift.js';
+import { demoCommand } from './commands/demo.js';
 
 export function fail(e: unknown): never {
   const debug = process.env.DRIFTLAB_DEBUG === '1';
@@ -40,6 +42,7 @@ async function main() {
     .usage('driftlab <command> [options]\n\nDiffusion models and autoregressive video diffusion with online drift correction, on a laptop CPU.')
     .option('backend', { choices: BACKEND_CHOICES, default: 'auto', describe: 'tensor backend (auto: tfjs-node-gpu > tfjs-node > wasm > cpu)', global: true })
     .option('seed', { type: 'number', default: 0, describe: 'random seed: same seed, same backend, same bytes', global: true })
+    .command(demoCommand)
     .command(quickstartCommand)
     .command(trainCommand)
     .command(sampleCommand)
@@ -53,6 +56,7 @@ async function main() {
     .command(sampleVideoCommand)
     .command(rolloutCommand)
     .command(fitCorrectorCommand)
+    .command(driftCommand)
     .command(experimentCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
     .strict()

@@ -1,6 +1,7 @@
 /**
  * driftlab eval: Frechet distances of feature files, per-frame metrics, the MNIST classifier that
- * defines "FID with the driftlab MNIST classifier", and FID / accuracy of a checkpoint's samples.
+ * defines "FID with the driftlab MNIST classifier", FID / accuracy of a checkpoint's samples, and
+ * the Moving-MNIST frame and clip encoders (train-features) behind the frame distance and FVD.
  */
 import type { CommandModule } from 'yargs';
 import { initBackend, BackendName } from '../backend.js';
@@ -98,6 +99,46 @@ const trainClassifierCommand: CommandModule<any, any> = {
   },
 };
 
+const trainFeaturesCommand: CommandModule<any, any> = {
+  command: 'train-features',
+  describe: 'train a Moving-MNIST feature network (frame encoder for the Frechet frame distance, clip encoder for FVD) on clips generated on the fly',
+  builder: (y) => y
+    .usage('driftlab eval train-features --net mmnist-frame|mmnist-clip --out DIR [options]\n\n'
+      + 'Trains on clips of the Moving-MNIST simulator (1-3 digits from the train digit split, each clip seen once), then scores\n'
+      + 'held-out clips whose digit images come from the test split: digit-presence accuracy / F1, digit count, position error\n'
+      + '(and velocity error for the clip encoder). Writes DIR/config.json, DIR/model.safetensors, DIR/train-log.jsonl.')
+    .option('net', { choices: ['mmnist-frame', 'mmnist-clip'], demandOption: true, describe: 'which encoder: 32x32 frames, or 16-frame clips of 32x32' })
+    .option('out', { type: 'string', demandOption: true, describe: 'output folder (config.json, model.safetensors, train-log.jsonl)' })
+    .option('steps', { type: 'number', default: 3000, describe: 'optimizer steps (one fresh batch of clips each)' })
+    .option('batch-size', { type: 'number', default: 32, describe: 'frames (mmnist-frame) or clips (mmnist-clip) per step' })
+    .option('lr', { type: 'number', default: 2e-3, describe: 'peak AdamW learning rate (linear warm-up, cosine decay to 0)' })
+    .option('warmup', { type: 'number', describe: 'linear warm-up steps (default min(200, steps / 10))' })
+    .option('weight-decay', { type: 'number', default: 1e-4 })
+    .option('heldout', { type: 'number', describe: 'held-out samples scored at the end (default 2000 frames / 500 clips)' })
+    .option('eval-every', { type: 'number', default: 500, describe: 'score 256 held-out samples every this many steps (0: only at the end)' })
+    .option('overwrite', { type: 'boolean', default: false, describe: 'replace a network already in --out' })
+    .option('init-frame', { type: 'string', describe: 'mmnist-clip only: initialise the per-frame conv stack (and per-frame fc) from this trained mmnist-frame folder; nothing frozen' })
+    .example('driftlab eval train-features --net mmnist-frame --out checkpoints/mmnist-frame', 'the shipped frame encoder (see its RECIPE.md)')
+    .example('driftlab eval train-features --net mmnist-clip --out checkpoints/mmnist-clip --init-frame checkpoints/mmnist-frame', 'the shipped clip encoder (see its RECIPE.md)'),
+  handler: async (a) => {
+    const { trainVideoFeatureNet } = await import('../eval/train-video-features.js');
+    const info = await initBackend(a.backend as BackendName);
+    const r = await trainVideoFeatureNet({
+      net: a.net, out: a.out, seed: a.seed, steps: positiveInt('steps', a.steps), batchSize: positiveInt('batch-size', a.batchSize),
+      lr: nonNegative('lr', a.lr), warmup: a.warmup === undefined ? undefined : Math.floor(nonNegative('warmup', a.warmup)),
+      weightDecay: nonNegative('weight-decay', a.weightDecay), heldout: a.heldout === undefined ? undefined : positiveInt('heldout', a.heldout),
+      evalEvery: Math.floor(nonNegative('eval-every', a.evalEvery)), overwrite: a.overwrite, initFrame: a.initFrame,
+      command: `driftlab ${process.argv.slice(2).join(' ')}`, backendLine: info.line,
+    });
+    const h = r.heldout;
+    process.stdout.write(`held-out (${h.n} ${a.net === 'mmnist-frame' ? 'frames' : 'clips'}, test digit split): digit-presence bit accuracy ${pct(h.presenceBitAccuracy)}, `
+      + `set accuracy ${pct(h.presenceSetAccuracy)}, F1 ${h.presenceF1.toFixed(4)}, count accuracy ${pct(h.countAccuracy)}, `
+      + `position error ${h.positionErrorPx.toFixed(2)} px${h.velocityErrorPx !== null ? `, velocity error ${h.velocityErrorPx.toFixed(3)} px/frame` : ''} (64x64 canvas)\n`
+      + `${r.initFrame ? `per-frame stack initialised from ${r.initFrame.from} (${r.initFrame.copied.length} parameters copied)\n` : ''}`
+      + `${r.steps} steps in ${r.seconds.toFixed(0)} s; ${r.parameters} parameters\n${a.net}: ${a.out}\n`);
+  },
+};
+
 const fidCommand: CommandModule<any, any> = {
   command: 'fid',
   describe: 'sample a checkpoint and report FID with the driftlab MNIST classifier (beside a real-vs-real baseline), sample accuracy and confidence',
@@ -161,12 +202,13 @@ const fidCommand: CommandModule<any, any> = {
 
 export const evalCommand: CommandModule<any, any> = {
   command: 'eval',
-  describe: 'evaluation: frechet, frames, fid, train-classifier',
+  describe: 'evaluation: frechet, frames, fid, train-classifier, train-features',
   builder: (y) => y
     .command(frechetCommand)
     .command(framesCommand)
     .command(fidCommand)
     .command(trainClassifierCommand)
-    .demandCommand(1, 'name an eval command: frechet, frames, fid or train-classifier'),
+    .command(trainFeaturesCommand)
+    .demandCommand(1, 'name an eval command: frechet, frames, fid, train-classifier or train-features'),
   handler: () => undefined,
 };

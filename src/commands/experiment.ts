@@ -53,9 +53,83 @@ const schedule: CommandModule<any, any> = {
   },
 };
 
+/** options shared by the video experiments: the drift measurement of each trained model */
+const driftOptions = (y: any) => y
+  .option('horizon', { type: 'number', default: 200, describe: 'frames per rollout' })
+  .option('rollouts', { type: 'number', default: 4 })
+  .option('steps', { type: 'number', default: 20, describe: 'DDIM steps per model call' })
+  .option('ref-frames', { type: 'number', default: 2000 })
+  .option('ref-clips', { type: 'number', default: 500 })
+  .option('engine', { choices: ['auto', 'tfjs', 'onnx'], default: 'auto' })
+  .option('root', { type: 'string', default: 'results' });
+
+const trainOptions = (y: any) => driftOptions(y)
+  .option('preset', { type: 'string', default: 'mmnist-small', describe: 'video preset of every arm' })
+  .option('train-steps', { type: 'number', default: 1000, describe: 'training steps per arm (equal compute)' })
+  .option('batch-size', { type: 'number', describe: 'clips per step (default: the preset\'s)' })
+  .option('workers', { type: 'number', default: os.availableParallelism() })
+  .option('resume', { type: 'string', describe: 'continue an earlier run folder results/<name>/<run-id>/ (trained models and rollouts are reused)' });
+
+const budget = (a: any) => ({
+  preset: a.preset, trainSteps: positiveInt('train-steps', a.trainSteps), batchSize: a.batchSize === undefined ? undefined : positiveInt('batch-size', a.batchSize),
+  workers: positiveInt('workers', a.workers), backend: a.backend, seed: a.seed, horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts),
+  steps: positiveInt('steps', a.steps), engine: a.engine, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), root: a.root, log,
+  resume: a.resume as string | undefined,
+});
+
+const driftVsHorizon: CommandModule<any, any> = {
+  command: 'drift-vs-horizon',
+  describe: 'every corrector rolled out from the same frames: drift curves and a table at frames 10, 100, 1000 (10000)',
+  builder: (y) => driftOptions(y)
+    .option('ckpt', { type: 'string', describe: 'video checkpoint (default: the shipped mmnist-small)' })
+    .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller' })
+    .option('horizon', { type: 'number', default: 1000, describe: 'frames per rollout' }),
+  handler: async (a) => {
+    await initBackend(a.backend as BackendName);
+    const { driftVsHorizon: run } = await import('../../experiments/drift-vs-horizon.js');
+    const { DEFAULT_VIDEO_CKPT } = await import('./demo.js');
+    const r = await run({
+      ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean),
+      horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), seed: a.seed,
+      engine: a.engine, root: a.root, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), log,
+    });
+    process.stdout.write(r.table + `results: ${r.dir}\n`);
+  },
+};
+
+const contextNoise: CommandModule<any, any> = {
+  command: 'context-noise-sweep',
+  describe: 'train-time context noise level against drift (one model per level, equal steps)',
+  builder: (y) => trainOptions(y).option('levels', { type: 'string', default: '0,100,300', describe: 'context noise levels L (t ~ U{0..L})' }),
+  handler: async (a) => {
+    await initBackend(a.backend as BackendName);
+    const { contextNoiseSweep } = await import('../../experiments/context-noise-sweep.js');
+    const levels = list(a.levels);
+    if (!levels.length || levels.some((l) => !Number.isInteger(l) || l < 0)) throw new DriftlabError(`--levels must list integers >= 0, got ${a.levels}`);
+    const r = await contextNoiseSweep({ ...budget(a), levels });
+    process.stdout.write(`results: ${r.dir}\n`);
+  },
+};
+
+const imageToVideo: CommandModule<any, any> = {
+  command: 'image-to-video',
+  describe: 'video model started from the MNIST image model vs from scratch at equal compute; per-frame drift of each',
+  builder: (y) => trainOptions(y)
+    .option('init-image', { type: 'string', describe: 'image checkpoint (default: the shipped mnist-small for mmnist-small, else one trained here)' })
+    .option('image-steps', { type: 'number', default: 300, describe: 'steps of the image model trained here when there is none' }),
+  handler: async (a) => {
+    await initBackend(a.backend as BackendName);
+    const { imageToVideo: run } = await import('../../experiments/image-to-video.js');
+    const { DEFAULT_IMAGE_CKPT } = await import('./quickstart.js');
+    const r = await run({ ...budget(a), initImage: a.initImage, imageSteps: positiveInt('image-steps', a.imageSteps), defaultImage: DEFAULT_IMAGE_CKPT });
+    process.stdout.write(`results: ${r.dir}\n`);
+  },
+};
+
 export const experimentCommand: CommandModule<any, any> = {
   command: 'experiment <name>',
-  describe: 'run a reproducible study (guidance-sweep, schedule-ablation); writes results/<name>/<run-id>/',
-  builder: (y) => y.command(guidance).command(schedule).demandCommand(1, 'name an experiment: guidance-sweep, schedule-ablation'),
+  describe: 'run a reproducible study (guidance-sweep, schedule-ablation, drift-vs-horizon, context-noise-sweep, image-to-video); writes results/<name>/<run-id>/',
+  builder: (y) => y.command(guidance).command(schedule).command(driftVsHorizon).command(contextNoise).command(imageToVideo)
+    .demandCommand(1, 'name an experiment: guidance-sweep, schedule-ablation, drift-vs-horizon, context-noise-sweep, image-to-video'),
   handler: () => undefined,
 };

@@ -4,8 +4,11 @@
  * clip encoder) means writing that file and adding it to ENTRIES below.
  *
  * Inputs are always float32 in [0,1], NHWC (clips: [N,T,H,W,C]); features are float32 [N,D].
+ * Moving-MNIST frames of other sizes or ranges: video-input.ts toEncoderFrames.
  */
 import { DriftlabError } from '../../util/errors.js';
+import { mmnistClipEntry } from './mmnist-clip.js';
+import { mmnistFrameEntry } from './mmnist-frame.js';
 import { mnistClassifierEntry } from './mnist-classifier.js';
 
 export interface FeatureNet {
@@ -37,7 +40,7 @@ export interface FeatureNetEntry {
   load(dir?: string): Promise<FeatureNet>;
 }
 
-const ENTRIES: FeatureNetEntry[] = [mnistClassifierEntry];
+const ENTRIES: FeatureNetEntry[] = [mnistClassifierEntry, mmnistFrameEntry, mmnistClipEntry];
 
 export function featureNetNames(): string[] {
   return ENTRIES.map((e) => e.name);

@@ -1,0 +1,62 @@
+/** The drift experiments end to end on tiny settings: run folders with meta, tables, results and plots. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tinyVideoPipeline } from '../helpers/video.js';
+import { ensureWasm } from '../helpers/backend.js';
+import { tempDir } from '../helpers/common.js';
+import { driftVsHorizon } from '../../experiments/drift-vs-horizon.js';
+import { contextNoiseSweep } from '../../experiments/context-noise-sweep.js';
+import { imageToVideo } from '../../experiments/image-to-video.js';
+
+const dir = tempDir('driftlab-vexp-');
+const tiny = tinyVideoPipeline(dir);
+const small = { horizon: 4, rollouts: 2, steps: 2, seed: 5, engine: 'tfjs' as const, refFrames: 32, refClips: 8, videoFrames: 8, quiet: true };
+const budget = { ...small, preset: 'mmnist-tiny', trainSteps: 2, batchSize: 2, workers: 1, backend: 'wasm' as const, root: path.join(dir, 'results') };
+
+function checkRun(d: string, files: string[]) {
+  const meta = JSON.parse(fs.readFileSync(path.join(d, 'meta.json'), 'utf8'));
+  assert.is(meta.seed, 5);
+  assert.ok(meta.versions.node && meta.versions.tfjs, 'software versions recorded');
+  for (const f of files) assert.ok(fs.existsSync(path.join(d, f)), `${f} missing in ${d}`);
+}
+
+test.before(async () => {
+  await ensureWasm();
+  await tiny.pipeline();
+});
+
+test('drift-vs-horizon: every corrector, a table at the frames that fit', async () => {
+  const r = await driftVsHorizon({
+    ckpt: tiny.ckpt, correctors: ['none', 'renoise', 'kalman'], correctorConfig: { kalman: { d: 4 } }, fitClips: 12, root: path.join(dir, 'results'), ...small, horizon: 12,
+  });
+  checkRun(r.dir, ['table.md', 'results.json', 'study/report.html', 'study/plots/mse.svg', 'study/plots/traj.png']);
+  const table = fs.readFileSync(path.join(r.dir, 'table.md'), 'utf8');
+  assert.match(table, /MSE@10/);
+  assert.not.match(table, /MSE@100\b/);
+  assert.match(table, /\| kalman \|/);
+});
+
+test('context-noise-sweep: one model per level, none and context-noise rows', async () => {
+  const r = await contextNoiseSweep({ ...budget, levels: [0, 50] });
+  checkRun(r.dir, ['table.md', 'results.json', 'mse-vs-frame.svg', 'mse-vs-level.png', 'models/ctx-noise-50/config.json', 'drift/ctx-noise-50/report.html']);
+  assert.equal(r.rows.map((x) => `${x.level}/${x.corrector}`), ['0/none', '50/none', '50/context-noise']);
+  const cfg = JSON.parse(fs.readFileSync(path.join(r.dir, 'models', 'ctx-noise-50', 'config.json'), 'utf8'));
+  assert.is(cfg.training.maxContextT, 50);
+});
+
+test('image-to-video: image-initialised vs scratch at equal steps', async () => {
+  const r = await imageToVideo({ ...budget, imageSteps: 2 });
+  checkRun(r.dir, ['table.md', 'results.json', 'image/config.json', 'train-loss.svg', 'mse-vs-frame.png']);
+  assert.equal(r.rows.map((x) => x.model), ['from-image', 'from-scratch']);
+  const a = JSON.parse(fs.readFileSync(path.join(r.dir, 'models', 'from-image', 'config.json'), 'utf8'));
+  const b = JSON.parse(fs.readFileSync(path.join(r.dir, 'models', 'from-scratch', 'config.json'), 'utf8'));
+  assert.ok(a.training.initImage, 'initialised from the image model');
+  assert.is(b.training.initImage, null);
+  assert.is(a.training.steps, b.training.steps, 'equal compute');
+  const logs = ['from-image', 'from-scratch'].map((m) => fs.readFileSync(path.join(r.dir, 'models', m, 'train-log.jsonl'), 'utf8').trim().split('\n').length);
+  assert.equal(logs, [2, 2]);
+});
+
+test.run();
