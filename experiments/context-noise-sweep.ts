@@ -14,6 +14,8 @@ import { ArmBudget, ArmResult, curve, meanOver, trainArm } from './video-common.
 
 export interface ContextNoiseSweepOptions extends ArmBudget {
   levels: number[];
+  /** image checkpoint that initialises every arm's spatial layers (none: from scratch) */
+  initImage?: string;
   root: string;
 }
 
@@ -21,7 +23,7 @@ export async function contextNoiseSweep(o: ContextNoiseSweepOptions): Promise<{ 
   const run = await makeRunDir(o.root, 'context-noise-sweep', o.seed, { ...o, log: undefined }, o.resume);
   const results: ArmResult[] = [];
   for (const L of o.levels) {
-    results.push(await trainArm(run.dir, { name: `ctx-noise-${L}`, maxContextT: L }, o, L > 0 ? ['none', 'context-noise'] : ['none']));
+    results.push(await trainArm(run.dir, { name: `ctx-noise-${L}`, maxContextT: L, initImage: o.initImage }, o, L > 0 ? ['none', 'context-noise'] : ['none']));
   }
   const H = o.horizon, N = o.rollouts;
   const frames = [...new Set([1, 10, 100, 1000].filter((k) => k <= H).concat(H))];
@@ -40,7 +42,7 @@ export async function contextNoiseSweep(o: ContextNoiseSweepOptions): Promise<{ 
       rows.push(row);
     }
   }
-  const head = `context-noise-sweep: ${o.preset}, ${o.trainSteps} steps per level (seed ${o.seed}); drift over ${N} rollouts x ${H} frames, DDIM ${o.steps} steps; means over rollouts.\n\n`;
+  const head = `context-noise-sweep: ${o.preset}${o.initImage ? ` started from ${o.initImage}` : ' from scratch'}, ${o.trainSteps} steps of ${o.batchSize ?? 'the preset\'s'} clips per level (seed ${o.seed}); drift over ${N} rollouts x ${H} frames, DDIM ${o.steps} steps; means over rollouts.\n\n`;
   await run.write('table.md', head + markdownTable(rows));
   await run.write('results.json', JSON.stringify({ options: { ...o, log: undefined }, rows, summaries: results.map((r) => ({ level: r.arm.maxContextT, ckpt: r.ckpt, summary: r.study.summary })) }, null, 2) + '\n');
   for (const key of ['mse', 'ssim', 'traj'] as const) {

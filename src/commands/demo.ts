@@ -30,7 +30,8 @@ export const demoCommand: CommandModule<any, any> = {
     .option('correctors', { type: 'string', describe: 'comma-separated (default: every registered corrector; context-noise only for models trained with context noise)' })
     .option('horizon', { type: 'number', default: 300, describe: 'frames per rollout' })
     .option('rollouts', { type: 'number', default: 4 })
-    .option('steps', { type: 'number', default: 10, describe: 'DDIM steps per generated frame' })
+    .option('steps', { type: 'number', default: 10, describe: 'DDIM steps per model call' })
+    .option('chunk', { type: 'number', default: 4, describe: 'frames kept per model call (the model generates 4 targets from 4 context frames; 1 = frame by frame, 4x slower)' })
     .option('tiny', { type: 'boolean', default: false, describe: 'tiny settings (a few frames, 2 rollouts, 2 DDIM steps) to check the whole pipeline in seconds' })
     .option('engine', engineOption),
   handler: async (a) => {
@@ -43,7 +44,7 @@ export const demoCommand: CommandModule<any, any> = {
     const info = await initBackend(a.backend as BackendName, { quiet: true });
     const tiny = Boolean(a.tiny);
     const horizon = tiny ? 8 : positiveInt('horizon', a.horizon), rollouts = tiny ? 2 : positiveInt('rollouts', a.rollouts);
-    const steps = tiny ? 2 : positiveInt('steps', a.steps);
+    const steps = tiny ? 2 : positiveInt('steps', a.steps), chunk = tiny ? 2 : positiveInt('chunk', a.chunk);
     fs.mkdirSync(dir, { recursive: true });
 
     // 1. digits from the image model
@@ -66,17 +67,17 @@ export const demoCommand: CommandModule<any, any> = {
       ? String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)
       : listCorrectors().map((c) => c.name).filter((c) => c !== 'context-noise' || trainedCtx > 0).sort((x, y) => (x === 'none' ? -1 : y === 'none' ? 1 : 0));
     const r = await runDriftStudy({
-      ckpt: a.ckpt, correctors, horizon, rollouts, steps, seed: a.seed, engine: a.engine, out: dir,
+      ckpt: a.ckpt, correctors, horizon, rollouts, steps, chunk, seed: a.seed, engine: a.engine, out: dir,
       refFrames: tiny ? 64 : 2000, refClips: tiny ? 16 : 400, fitClips: tiny ? 8 : 200, fitFrames: tiny ? 8 : 20,
       videoFrames: tiny ? 20 : 300, fvdHorizons: tiny ? [0] : [0, 100, 200], frechetBin: tiny ? 4 : undefined, reportFrames: [10, 100, 1000],
       title: 'driftlab demo: drift of an autoregressive Moving-MNIST video model, by corrector',
       extraFigures: [{ id: 'digits', title: 'Digits from the image model', caption: `${n} class-conditional samples (labels 0..9 by column), DDIM ${tiny ? 4 : 25} steps, guidance ${guidance}, ${a.imageCkpt}`, png: digitsPng }],
-      command: `driftlab demo${tiny ? ' --tiny' : ''} --seed ${a.seed}`,
+      command: `driftlab demo${tiny ? ' --tiny' : ''} --seed ${a.seed}${tiny ? '' : ` --horizon ${horizon} --rollouts ${rollouts} --steps ${steps} --chunk ${chunk}`}`,
     });
     const seconds = (Date.now() - started) / 1000;
-    await writeFileAtomic(path.join(dir, 'demo.json'), JSON.stringify({ seconds, tiny, backend: info.line, node: process.version, correctors, horizon, rollouts, steps }, null, 2) + '\n');
+    await writeFileAtomic(path.join(dir, 'demo.json'), JSON.stringify({ seconds, tiny, backend: info.line, node: process.version, correctors, horizon, rollouts, steps, chunk }, null, 2) + '\n');
     process.stdout.write([
-      `driftlab demo: ${correctors.length} correctors x ${rollouts} rollouts x ${horizon} frames (DDIM ${steps} steps per frame) in ${seconds.toFixed(0)} s`,
+      `driftlab demo: ${correctors.length} correctors x ${rollouts} rollouts x ${horizon} frames (DDIM ${steps} steps per model call, ${chunk} frames kept per call) in ${seconds.toFixed(0)} s`,
       '', r.table,
       `MSE, SSIM against the simulator's continuation (frames in [0,1]); traj px = digit position error in canvas pixels;`,
       `FrechetFD = Frechet frame distance with the driftlab Moving-MNIST frame encoder, FVD = with the driftlab clip encoder`,

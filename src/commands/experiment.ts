@@ -83,14 +83,15 @@ const driftVsHorizon: CommandModule<any, any> = {
   builder: (y) => driftOptions(y)
     .option('ckpt', { type: 'string', describe: 'video checkpoint (default: the shipped mmnist-small)' })
     .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller' })
-    .option('horizon', { type: 'number', default: 1000, describe: 'frames per rollout' }),
+    .option('horizon', { type: 'number', default: 1000, describe: 'frames per rollout' })
+    .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call' }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
     const { driftVsHorizon: run } = await import('../../experiments/drift-vs-horizon.js');
     const { DEFAULT_VIDEO_CKPT } = await import('./demo.js');
     const r = await run({
       ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean),
-      horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), seed: a.seed,
+      horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), chunk: positiveInt('chunk', a.chunk), seed: a.seed,
       engine: a.engine, root: a.root, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), log,
     });
     process.stdout.write(r.table + `results: ${r.dir}\n`);
@@ -100,13 +101,14 @@ const driftVsHorizon: CommandModule<any, any> = {
 const contextNoise: CommandModule<any, any> = {
   command: 'context-noise-sweep',
   describe: 'train-time context noise level against drift (one model per level, equal steps)',
-  builder: (y) => trainOptions(y).option('levels', { type: 'string', default: '0,100,300', describe: 'context noise levels L (t ~ U{0..L})' }),
+  builder: (y) => trainOptions(y).option('levels', { type: 'string', default: '0,100,300', describe: 'context noise levels L (t ~ U{0..L})' })
+    .option('init-image', { type: 'string', describe: 'image checkpoint that initialises every arm (default: from scratch)' }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
     const { contextNoiseSweep } = await import('../../experiments/context-noise-sweep.js');
     const levels = list(a.levels);
     if (!levels.length || levels.some((l) => !Number.isInteger(l) || l < 0)) throw new DriftlabError(`--levels must list integers >= 0, got ${a.levels}`);
-    const r = await contextNoiseSweep({ ...budget(a), levels });
+    const r = await contextNoiseSweep({ ...budget(a), levels, initImage: a.initImage });
     process.stdout.write(`results: ${r.dir}\n`);
   },
 };

@@ -44,7 +44,7 @@ export function tileVideo(
     const t = f * step, off = f * H * W;
     const g = new Gray(frames, W, H, off);
     g.fillRect(0, 0, W, header, 0);
-    srcs.forEach((_, c) => drawText(g, c * (colW + gap) + 1, 2, labels[c].slice(0, Math.floor(colW / 6)), 255, 1));
+    srcs.forEach((_, c) => drawText(g, c * (colW + gap) + 1, 2, labels[c], 255, 1));
     drawText(g, 1, 12, t < o.context ? `context ${t + 1}/${o.context}` : `frame ${t - o.context + 1}`, 200, 1);
     for (let c = 0; c < srcs.length; c++) {
       const src = srcs[c], x0 = c * (colW + gap) + Math.floor((colW - cell) / 2);
