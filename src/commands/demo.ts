@@ -15,6 +15,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { imageGrid, rasterToPng } from '../plot/grid.js';
 import { DriftlabError } from '../util/errors.js';
 import { positiveInt, runId } from './common.js';
+import { parseCorrectorConfig } from './drift.js';
 import { DEFAULT_IMAGE_CKPT, PACKAGE_ROOT } from './quickstart.js';
 import { engineOption, labelsFor } from './sample.js';
 
@@ -28,10 +29,11 @@ export const demoCommand: CommandModule<any, any> = {
     .option('ckpt', { type: 'string', default: DEFAULT_VIDEO_CKPT, describe: 'video checkpoint (fitted correctors in CKPT/correctors/)' })
     .option('out', { type: 'string', default: 'results/demo', describe: 'results root; a new <run-id> folder is made inside' })
     .option('correctors', { type: 'string', describe: 'comma-separated (default: every registered corrector; context-noise only for models trained with context noise)' })
-    .option('horizon', { type: 'number', default: 300, describe: 'frames per rollout' })
+    .option('horizon', { type: 'number', default: 200, describe: 'frames per rollout' })
     .option('rollouts', { type: 'number', default: 4 })
     .option('steps', { type: 'number', default: 10, describe: 'DDIM steps per model call' })
     .option('chunk', { type: 'number', default: 4, describe: 'frames kept per model call (the model generates 4 targets from 4 context frames; 1 = frame by frame, 4x slower)' })
+    .option('corrector-config', { type: 'string', default: '{"renoise": {"t": 200, "steps": 4}}', describe: 'JSON per corrector (default: renoise re-denoises from t* = 200 in 4 DDIM steps)' })
     .option('tiny', { type: 'boolean', default: false, describe: 'tiny settings (a few frames, 2 rollouts, 2 DDIM steps) to check the whole pipeline in seconds' })
     .option('engine', engineOption),
   handler: async (a) => {
@@ -67,9 +69,9 @@ export const demoCommand: CommandModule<any, any> = {
       ? String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)
       : listCorrectors().map((c) => c.name).filter((c) => c !== 'context-noise' || trainedCtx > 0).sort((x, y) => (x === 'none' ? -1 : y === 'none' ? 1 : 0));
     const r = await runDriftStudy({
-      ckpt: a.ckpt, correctors, horizon, rollouts, steps, chunk, seed: a.seed, engine: a.engine, out: dir,
+      ckpt: a.ckpt, correctors, correctorConfig: parseCorrectorConfig(a.correctorConfig), horizon, rollouts, steps, chunk, seed: a.seed, engine: a.engine, out: dir,
       refFrames: tiny ? 64 : 2000, refClips: tiny ? 16 : 400, fitClips: tiny ? 8 : 200, fitFrames: tiny ? 8 : 20,
-      videoFrames: tiny ? 20 : 300, fvdHorizons: tiny ? [0] : [0, 100, 200], frechetBin: tiny ? 4 : undefined, reportFrames: [10, 100, 1000],
+      videoFrames: tiny ? 20 : 300, fvdHorizons: tiny ? [0] : [0, 100], frechetBin: tiny ? 4 : undefined, reportFrames: [10, 100, 1000],
       title: 'driftlab demo: drift of an autoregressive Moving-MNIST video model, by corrector',
       extraFigures: [{ id: 'digits', title: 'Digits from the image model', caption: `${n} class-conditional samples (labels 0..9 by column), DDIM ${tiny ? 4 : 25} steps, guidance ${guidance}, ${a.imageCkpt}`, png: digitsPng }],
       command: `driftlab demo${tiny ? ' --tiny' : ''} --seed ${a.seed}${tiny ? '' : ` --horizon ${horizon} --rollouts ${rollouts} --steps ${steps} --chunk ${chunk}`}`,

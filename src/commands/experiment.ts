@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import { initBackend, BackendName } from '../backend.js';
 import { DriftlabError } from '../util/errors.js';
 import { positiveInt } from './common.js';
+import { parseCorrectorConfig, parseIntList } from './drift.js';
 
 const list = (s: string) => String(s).split(',').map((v) => Number(v.trim())).filter((v) => Number.isFinite(v));
 const log = (l: string) => process.stderr.write(`${l}\n`);
@@ -84,7 +85,9 @@ const driftVsHorizon: CommandModule<any, any> = {
     .option('ckpt', { type: 'string', describe: 'video checkpoint (default: the shipped mmnist-small)' })
     .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller' })
     .option('horizon', { type: 'number', default: 1000, describe: 'frames per rollout' })
-    .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call' }),
+    .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call' })
+    .option('corrector-config', { type: 'string', describe: 'JSON per corrector, as for driftlab drift' })
+    .option('fvd-horizons', { type: 'string', default: '0,100,1000,10000', describe: 'frames where FVD windows start (those that do not fit are skipped)' }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
     const { driftVsHorizon: run } = await import('../../experiments/drift-vs-horizon.js');
@@ -93,6 +96,7 @@ const driftVsHorizon: CommandModule<any, any> = {
       ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean),
       horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), chunk: positiveInt('chunk', a.chunk), seed: a.seed,
       engine: a.engine, root: a.root, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), log,
+      correctorConfig: parseCorrectorConfig(a.correctorConfig), fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons),
     });
     process.stdout.write(r.table + `results: ${r.dir}\n`);
   },
