@@ -4,35 +4,18 @@
  * read back the JSON the report's own script wrote into <pre id="render-check">.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants as fsc, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DriftlabError } from './errors.js';
+import { findExecutable } from './which.js';
 
 const NAMES = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
 
-function isExecutableFile(p: string): boolean {
-  try {
-    if (!statSync(p).isFile()) return false;
-    accessSync(p, fsc.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Chromium to use: $CHROMIUM_PATH if executable, else chromium, chromium-browser, google-chrome on $PATH; null if none. */
 export function findChromium(env: NodeJS.ProcessEnv = process.env): string | null {
-  if (env.CHROMIUM_PATH && isExecutableFile(env.CHROMIUM_PATH)) return path.resolve(env.CHROMIUM_PATH);
-  const dirs = (env.PATH ?? '').split(path.delimiter).filter(Boolean); // an empty entry would mean cwd: skip it
-  for (const name of NAMES) {
-    for (const dir of dirs) {
-      const p = path.join(dir, name);
-      if (isExecutableFile(p)) return p;
-    }
-  }
-  return null;
+  return findExecutable(NAMES, 'CHROMIUM_PATH', env);
 }
 
 export interface RenderTally { ok: number; bad: string[] }

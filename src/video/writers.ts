@@ -5,7 +5,7 @@
 // fluent-ffmpeg is deprecated (archived upstream) and would only wrap the one command line we
 // build here: raw gray frames on stdin -> libx264/yuv420p MP4, written to a temp file and renamed.
 import { spawn } from 'node:child_process';
-import { accessSync, constants as fsc, promises as fsp, statSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +14,7 @@ import { toByte, type Raster } from '../plot/grid.js';
 import { encodePng } from '../plot/png.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { DriftlabError } from '../util/errors.js';
+import { findExecutable, isExecutableFile } from '../util/which.js';
 import { checkClip, checkScale, encodeGif, toGrayBytes, type GifOptions, type GrayFrames } from './gif.js';
 
 export { decodeGif, encodeGif, gifDelays, lzwDecode, lzwEncode, toGrayBytes } from './gif.js';
@@ -204,16 +205,6 @@ export interface FindFfmpegOptions {
   ffmpegStatic?: boolean;
 }
 
-function isExecutableFile(p: string): boolean {
-  try {
-    if (!statSync(p).isFile()) return false;
-    accessSync(p, fsc.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Path of the binary from the optional ffmpeg-static package, or null when it is not installed
  * (or its download failed). ffmpeg-static is CommonJS, so a require() from createRequire finds it
@@ -236,16 +227,7 @@ export function findFfmpeg(opts: FindFfmpegOptions = {}): string | null {
     const p = ffmpegStaticPath();
     if (p) return p;
   }
-  if (env.FFMPEG_PATH && isExecutableFile(env.FFMPEG_PATH)) return path.resolve(env.FFMPEG_PATH);
-  const exts = process.platform === 'win32' ? (env.PATHEXT ?? '.EXE').split(';') : [''];
-  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue; // an empty PATH entry would mean the current directory: never trust that
-    for (const ext of exts) {
-      const p = path.join(dir, 'ffmpeg' + ext);
-      if (isExecutableFile(p)) return p;
-    }
-  }
-  return null;
+  return findExecutable(['ffmpeg'], 'FFMPEG_PATH', env);
 }
 
 export interface Mp4Options extends FindFfmpegOptions {

@@ -34,7 +34,7 @@ import { ParamStore, conv, linear } from '../../diffusion/layers.js';
 import { readFileChecked, writeFileAtomic } from '../../io/atomic.js';
 import { NamedTensor, decodeSafetensors, encodeSafetensors } from '../../io/safetensors.js';
 import { DriftlabError } from '../../util/errors.js';
-import { Rng } from '../../util/rng.js';
+import { initHeNormal } from './mnist-classifier.js';
 import type { FeatureNet, FeatureNetEntry } from './index.js';
 
 export const MMNIST_FEATURES_FORMAT = 'driftlab-mmnist-features-1';
@@ -173,19 +173,9 @@ export const frameNetDef: NetDef = {
   },
 };
 
-/** He-normal weights (std sqrt(2 / fanIn)), zero biases; drawn by driftlab's Rng. */
+/** He-normal weights, zero biases (mnist-classifier.ts initHeNormal). */
 export function initParams(specs: ParamSpec[], seed: number, tag: string): Map<string, Float32Array> {
-  const rng = new Rng(seed).fork(`${tag}-init`);
-  const out = new Map<string, Float32Array>();
-  for (const s of specs) {
-    const v = new Float32Array(s.shape.reduce((p, q) => p * q, 1));
-    if (s.name.endsWith('.weight')) {
-      const std = Math.sqrt(2 / s.fanIn);
-      for (let i = 0; i < v.length; i++) v[i] = rng.normal() * std;
-    }
-    out.set(s.name, v);
-  }
-  return out;
+  return initHeNormal(specs, seed, tag);
 }
 
 export interface HeadOutputs {

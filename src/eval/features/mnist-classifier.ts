@@ -91,8 +91,9 @@ export function classifierParamSpecs(a: ClassifierArch): ClassifierParamSpec[] {
 }
 
 /** He-normal weights (std sqrt(2 / fanIn), for ReLU), zero biases; drawn by driftlab's Rng. */
-export function initClassifierParams(specs: ClassifierParamSpec[], seed: number): Map<string, Float32Array> {
-  const rng = new Rng(seed).fork('mnist-classifier-init');
+/** He-normal weights (std sqrt(2 / fanIn)), zero biases, drawn from Rng(seed).fork(`${tag}-init`); shared by driftlab's feature nets. */
+export function initHeNormal(specs: { name: string; shape: number[]; fanIn: number }[], seed: number, tag: string): Map<string, Float32Array> {
+  const rng = new Rng(seed).fork(`${tag}-init`);
   const out = new Map<string, Float32Array>();
   for (const s of specs) {
     const v = new Float32Array(s.shape.reduce((p, q) => p * q, 1));
@@ -103,6 +104,10 @@ export function initClassifierParams(specs: ClassifierParamSpec[], seed: number)
     out.set(s.name, v);
   }
   return out;
+}
+
+export function initClassifierParams(specs: ClassifierParamSpec[], seed: number): Map<string, Float32Array> {
+  return initHeNormal(specs, seed, 'mnist-classifier');
 }
 
 /** x: [B,28,28,1] in [0,1] -> features [B,hidden] (post-ReLU) and logits [B,classes]. */
