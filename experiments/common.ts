@@ -18,15 +18,22 @@ function pkgVersion(name: string): string | null {
 
 /**
  * A new run folder results/<name>/<run-id>/, or (resume) an existing one of the same experiment:
- * finished parts are reused and the resume is recorded in meta.json.
+ * finished parts are reused and the resume is recorded in meta.json. `sameConfig` names settings
+ * that must equal the earlier run's.
  */
-export async function makeRunDir(root: string, name: string, seed: number, config: unknown, resume?: string): Promise<RunDir> {
+export async function makeRunDir(root: string, name: string, seed: number, config: unknown, resume?: string, sameConfig: string[] = []): Promise<RunDir> {
   if (resume) {
     const metaPath = path.join(resume, 'meta.json');
     if (!fs.existsSync(metaPath)) throw new DriftlabError(`--resume ${resume}: no meta.json there; pass a results/${name}/<run-id>/ folder`);
     const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
     if (meta.experiment !== name) throw new DriftlabError(`--resume ${resume} is a ${meta.experiment} run, not ${name}`);
     if (meta.seed !== seed) throw new DriftlabError(`--resume ${resume} ran with --seed ${meta.seed}; pass the same seed`);
+    // settings whose change would mix incomparable parts into one table
+    for (const k of sameConfig) {
+      const was = JSON.stringify(meta.config?.[k]);
+      const now = JSON.stringify((config as Record<string, unknown>)[k]);
+      if (was !== now) throw new DriftlabError(`--resume ${resume} ran with ${k} = ${was}, not ${now}; pass the same setting or start a new run`);
+    }
     meta.resumed = [...(meta.resumed ?? []), { at: new Date().toISOString(), command: process.argv.slice(1).join(' ') }];
     await writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
     return { dir: resume, write: (n, data) => writeFileAtomic(path.join(resume, n), data) };

@@ -4,6 +4,7 @@
  * Writes results.json, table.md and a plot of FID against steps (both lines) to
  * results/schedule-ablation/<run-id>/ (the two checkpoints are kept there too).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BackendName } from '../src/backend.js';
 import { getPreset } from '../src/diffusion/presets.js';
@@ -30,42 +31,67 @@ export interface ScheduleAblationOptions {
   root: string;
   quiet?: boolean;
   log?: (line: string) => void;
+  /** an earlier run folder of this experiment: finished training and FID rows are reused */
+  resume?: string;
+}
+
+type Row = { schedule: 'linear' | 'cosine'; steps: number; fid: number; realBaseline: number; accuracy: number };
+
+function readJson<T>(file: string, fallback: T): T {
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as T) : fallback;
 }
 
 export async function scheduleAblation(o: ScheduleAblationOptions) {
-  const run = await makeRunDir(o.root, 'schedule-ablation', o.seed, o);
+  const run = await makeRunDir(o.root, 'schedule-ablation', o.seed, { ...o, log: undefined }, o.resume, ['preset', 'n', 'guidance', 'minutes']);
+  // training.json and rows.json are rewritten (atomically) after every finished part, so a killed
+  // run loses at most one training interval or one FID row when continued with --resume
+  const training = readJson<Record<string, { steps: number; seconds: number; lastLoss: number }>>(path.join(run.dir, 'training.json'), {});
   const data = loadBundledMnist();
   const ckpts: Record<string, string> = {};
-  const training: Record<string, unknown> = {};
   for (const kind of ['linear', 'cosine'] as const) {
+    ckpts[kind] = path.join(run.dir, `ckpt-${kind}`);
+    if (training[kind] && training[kind].steps >= o.trainSteps) {
+      o.log?.(`${kind}: trained earlier (${training[kind].steps} steps), reused`);
+      continue;
+    }
     const p = getPreset(o.preset);
     p.schedule.kind = kind;
     p.train.steps = o.trainSteps;
     p.train.seed = o.seed;
-    ckpts[kind] = path.join(run.dir, `ckpt-${kind}`);
-    const r = await train({ preset: p, data, out: ckpts[kind], workers: o.workers, backend: o.backend, minutes: o.minutes, quiet: o.quiet });
-    training[kind] = { steps: r.steps, seconds: r.seconds, lastLoss: r.lastLoss };
+    const before = training[kind]?.seconds ?? 0;
+    const r = await train({ preset: p, data, out: ckpts[kind], workers: o.workers, backend: o.backend, minutes: o.minutes, quiet: o.quiet, resume: true });
+    training[kind] = { steps: r.steps, seconds: before + r.seconds, lastLoss: r.lastLoss };
+    await run.write('training.json', JSON.stringify(training, null, 2) + '\n');
     o.log?.(`${kind}: trained ${r.steps} steps in ${r.seconds.toFixed(0)} s`);
   }
-  const clf = await loadClassifier();
-  const rows: Record<string, number | string>[] = [];
-  try {
-    const ref = prepareReference(clf, 'all', o.seed);
-    for (const steps of o.stepCounts) for (const kind of ['linear', 'cosine'] as const) {
-      const g = getPreset(o.preset).model.numClasses > 0 ? o.guidance : 1;
-      const r = await evaluateCheckpoint(clf, { ckpt: ckpts[kind], n: o.n, batch: Math.min(o.n, 100), sampler: 'ddim', steps, eta: 0, guidance: g, seed: o.seed, weights: 'ema', pool: 'all', engine: o.engine }, ref);
-      rows.push({ schedule: kind, steps, fid: r.fid, realBaseline: r.baseline, accuracy: r.accuracy ?? NaN });
-      o.log?.(`${kind}, ${steps} steps: FID ${r.fid.toFixed(2)}`);
+  const rows = readJson<Row[]>(path.join(run.dir, 'rows.json'), []);
+  const pending = o.stepCounts.flatMap((steps) => (['linear', 'cosine'] as const).map((kind) => ({ kind, steps })))
+    .filter(({ kind, steps }) => !rows.some((r) => r.schedule === kind && r.steps === steps));
+  if (pending.length) {
+    const clf = await loadClassifier();
+    try {
+      const ref = prepareReference(clf, 'all', o.seed);
+      for (const { kind, steps } of pending) {
+        const g = getPreset(o.preset).model.numClasses > 0 ? o.guidance : 1;
+        const r = await evaluateCheckpoint(clf, { ckpt: ckpts[kind], n: o.n, batch: Math.min(o.n, 100), sampler: 'ddim', steps, eta: 0, guidance: g, seed: o.seed, weights: 'ema', pool: 'all', engine: o.engine }, ref);
+        rows.push({ schedule: kind, steps, fid: r.fid, realBaseline: r.baseline, accuracy: r.accuracy ?? NaN });
+        await run.write('rows.json', JSON.stringify(rows, null, 2) + '\n');
+        o.log?.(`${kind}, ${steps} steps: FID ${r.fid.toFixed(2)}`);
+      }
+    } finally {
+      clf.dispose();
     }
-  } finally {
-    clf.dispose();
   }
-  await run.write('results.json', JSON.stringify({ metric: MNIST_FID_NAME, training, n: o.n, guidance: o.guidance, rows }, null, 2) + '\n');
-  await run.write('table.md', `${MNIST_FID_NAME}, ${o.n} samples, DDIM, guidance ${o.guidance}\n\n` + markdownTable(rows));
-  const line = (kind: string) => ({ name: kind, x: o.stepCounts, y: o.stepCounts.map((s) => rows.find((r) => r.schedule === kind && r.steps === s)!.fid as number) });
+  // table order: by step count, linear before cosine, whatever order the parts finished in
+  const order = (r: Row) => o.stepCounts.indexOf(r.steps) * 2 + (r.schedule === 'cosine' ? 1 : 0);
+  rows.sort((a, b) => order(a) - order(b));
+  const shown = rows.filter((r) => o.stepCounts.includes(r.steps));
+  await run.write('results.json', JSON.stringify({ metric: MNIST_FID_NAME, training, n: o.n, guidance: o.guidance, rows: shown }, null, 2) + '\n');
+  await run.write('table.md', `${MNIST_FID_NAME}, ${o.n} samples, DDIM, guidance ${o.guidance}\n\n` + markdownTable(shown as unknown as Record<string, number | string>[]));
+  const line = (kind: string) => ({ name: kind, x: o.stepCounts, y: o.stepCounts.map((s) => shown.find((r) => r.schedule === kind && r.steps === s)!.fid as number) });
   writeChart(path.join(run.dir, 'fid-vs-steps'), {
     title: 'FID (driftlab MNIST features) vs sampling steps', xlabel: 'DDIM steps', ylabel: 'FID', logX: true,
     series: [line('linear'), line('cosine')],
   });
-  return { dir: run.dir, rows, training };
+  return { dir: run.dir, rows: shown, training };
 }

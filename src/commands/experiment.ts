@@ -42,13 +42,15 @@ const schedule: CommandModule<any, any> = {
     .option('guidance', { type: 'number', default: 2 })
     .option('workers', { type: 'number', default: os.availableParallelism() })
     .option('engine', { choices: ['auto', 'tfjs', 'onnx'], default: 'auto' })
-    .option('root', { type: 'string', default: 'results' }),
+    .option('root', { type: 'string', default: 'results' })
+    .option('resume', { type: 'string', describe: 'continue an earlier run folder results/schedule-ablation/<run-id>/ (finished training and FID rows are reused)' }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
     const { scheduleAblation } = await import('../../experiments/schedule-ablation.js');
     const r = await scheduleAblation({
       preset: a.preset, trainSteps: positiveInt('train-steps', a.trainSteps), minutes: a.minutes, stepCounts: list(a.stepCounts),
       n: positiveInt('n', a.n), guidance: a.guidance, seed: a.seed, workers: positiveInt('workers', a.workers), backend: a.backend, engine: a.engine, root: a.root, log,
+      resume: a.resume as string | undefined,
     });
     process.stdout.write(`results: ${r.dir}\n`);
   },

@@ -23,6 +23,25 @@ test('schedule-ablation (tiny): two trainings, FID per schedule and step count, 
   assert.is(meta.seed, 1);
   assert.ok(meta.versions.node && meta.versions.tfjs);
   assert.is(JSON.parse(fs.readFileSync(path.join(r.dir, 'ckpt-cosine', 'config.json'), 'utf8')).schedule.kind, 'cosine');
+
+  // --resume after a kill: the lost row is recomputed to the same value, finished rows and
+  // trainings are reused (a marked row keeps its mark), and a changed setting is refused
+  const opts = { preset: 'mnist-tiny', trainSteps: 3, stepCounts: [2, 4], n: 20, guidance: 2, seed: 1, workers: 1, backend: 'wasm' as const, engine: 'tfjs' as const, root, quiet: true, resume: r.dir };
+  const rowsFile = path.join(r.dir, 'rows.json');
+  const saved = JSON.parse(fs.readFileSync(rowsFile, 'utf8'));
+  const lost = saved.find((x: any) => x.schedule === 'cosine' && x.steps === 4);
+  const kept = saved.filter((x: any) => x !== lost).map((x: any) => (x.schedule === 'linear' && x.steps === 2 ? { ...x, fid: 12345 } : x));
+  fs.writeFileSync(rowsFile, JSON.stringify(kept));
+  const logs: string[] = [];
+  const again = await scheduleAblation({ ...opts, log: (l) => logs.push(l) });
+  assert.is(again.dir, r.dir);
+  assert.ok(logs.some((l) => l.startsWith('linear: trained earlier')) && logs.some((l) => l.startsWith('cosine: trained earlier')), logs.join('\n'));
+  assert.equal(again.rows.map((x) => [x.schedule, x.steps]), [['linear', 2], ['cosine', 2], ['linear', 4], ['cosine', 4]]);
+  assert.is(again.rows[0].fid, 12345);
+  assert.is(again.rows[3].fid, lost.fid);
+  let refused = '';
+  try { await scheduleAblation({ ...opts, n: 30 }); } catch (e) { refused = (e as Error).message; }
+  assert.match(refused, /ran with n = 20, not 30/);
 });
 
 test('guidance-sweep (tiny): FID and accuracy per scale, plots', async () => {
