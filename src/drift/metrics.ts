@@ -67,8 +67,21 @@ export interface RunFrameMetricsOptions {
   trajFloor?: boolean;
 }
 
-/** Read a rollout folder's run.json, frames.npy and truth.npy and score every stored frame. */
-export async function runFrameMetrics(runDir: string, opts: RunFrameMetricsOptions = {}): Promise<RunFrameMetrics> {
+/** A rollout folder's run.json, frames.npy and truth.npy, checked against each other. */
+export interface RunArrays {
+  dir: string;
+  run: { data: MmnistData; rollouts: number; context: number; seed: number };
+  /** uint8 [Tf, N, S, S] and [Tt, N, S, S] */
+  frames: Uint8Array;
+  truth: Uint8Array;
+  Tf: number;
+  Tt: number;
+  N: number;
+  S: number;
+}
+
+/** Read and check a rollout folder once; scoreRun and the Frechet/FVD and video passes share it. */
+export async function readRunArrays(runDir: string): Promise<RunArrays> {
   const runPath = path.join(runDir, 'run.json');
   if (!fs.existsSync(runPath)) throw new DriftlabError(`${runDir} holds no rollout (no run.json); pass a folder written by 'driftlab rollout'`);
   const run = JSON.parse(fs.readFileSync(runPath, 'utf8'));
@@ -83,12 +96,23 @@ export async function runFrameMetrics(runDir: string, opts: RunFrameMetricsOptio
   if (N !== run.rollouts) throw new DriftlabError(`frames.npy holds ${N} rollouts but run.json says ${run.rollouts}`);
   const data = run.data as MmnistData;
   if (data.size / data.pool !== S) throw new DriftlabError(`frames are ${S}x${S} but run.json's data (canvas ${data.size}, pool ${data.pool}) gives ${data.size / data.pool}`);
+  return { dir: runDir, run, frames: fr.data as Uint8Array, truth: tr.data as Uint8Array, Tf, Tt, N, S };
+}
+
+/** Read a rollout folder's run.json, frames.npy and truth.npy and score every stored frame. */
+export async function runFrameMetrics(runDir: string, opts: RunFrameMetricsOptions = {}): Promise<RunFrameMetrics> {
+  return scoreRun(await readRunArrays(runDir), opts);
+}
+
+/** MSE, PSNR, SSIM and trajectory error of every stored frame of a rollout already in memory. */
+export function scoreRun(r: RunArrays, opts: RunFrameMetricsOptions = {}): RunFrameMetrics {
+  const { run, Tf, Tt, N, S, frames, truth } = r;
+  const data = run.data;
   let T = Math.min(Tf, Tt);
   if (opts.T !== undefined) {
     if (!Number.isInteger(opts.T) || opts.T < 0) throw new DriftlabError(`T must be a non-negative integer, got ${opts.T}`);
     T = Math.min(T, opts.T);
   }
-  const frames = fr.data as Uint8Array, truth = tr.data as Uint8Array;
   const P = S * S;
   const out: RunFrameMetrics = {
     T, N, K: run.context, S,

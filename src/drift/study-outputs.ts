@@ -10,10 +10,9 @@ import { loadFeatureNet, type FeatureNet } from '../eval/features/index.js';
 import { toEncoderFrames } from '../eval/features/video-input.js';
 import type { GaussianStats } from '../eval/frechet.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { readNpy } from '../io/npy.js';
 import { PALETTE, writeChart, type Series } from '../plot/chart.js';
 import { findFfmpeg, writeGif, writeMp4 } from '../video/writers.js';
-import { frechetFrameCurve, fvdAtHorizons, realClipStats, realFrameStats, runFrameMetrics } from './metrics.js';
+import { frechetFrameCurve, fvdAtHorizons, readRunArrays, realClipStats, realFrameStats, scoreRun, type RunArrays } from './metrics.js';
 import { writeReport, type ReportSpec } from './report.js';
 import { tileVideo } from './study-video.js';
 
@@ -28,6 +27,21 @@ export interface StudyData {
   N: number;
   S: number;
   mmnist: MovingMnistConfig & { pool: number };
+}
+
+/**
+ * Every run's frames.npy and the shared truth.npy, read once per study and kept for the three
+ * passes over them (per-frame scores, Frechet/FVD, the side-by-side video).
+ */
+const loaded = new WeakMap<StudyData, Map<string, RunArrays>>();
+async function studyArrays(d: StudyData): Promise<Map<string, RunArrays>> {
+  let m = loaded.get(d);
+  if (!m) {
+    m = new Map();
+    for (const r of d.runs) m.set(r.name, await readRunArrays(r.dir));
+    loaded.set(d, m);
+  }
+  return m;
 }
 
 export type PerFrame = { mse: Float64Array; psnr: Float64Array; ssim: Float64Array; traj: Float64Array };
@@ -53,8 +67,9 @@ export async function computeStudyMetrics(
   const toInput = (u8: Uint8Array, count: number, s: number) => toEncoderFrames(u8, count, s, 'u8');
   const perFrame = new Map<string, PerFrame>();
   let trajFloor: Float64Array | null = null;
+  const arrays = await studyArrays(d);
   for (const r of d.runs) {
-    const m = await runFrameMetrics(r.dir, { trajFloor: trajFloor === null });
+    const m = scoreRun(arrays.get(r.name)!, { trajFloor: trajFloor === null });
     perFrame.set(r.name, { mse: m.mse, psnr: m.psnr, ssim: m.ssim, traj: m.traj });
     trajFloor ??= m.trajFloor ?? null;
   }
@@ -70,9 +85,8 @@ export async function computeStudyMetrics(
     const refSeed = o.seed + 7919; // fresh simulator clips, not the rollouts' own
     const fRef: GaussianStats = await realFrameStats(d.mmnist, refSeed, o.refFrames ?? 2000, S, frameNet, toInput);
     const cRef: GaussianStats = await realClipStats(d.mmnist, refSeed, o.refClips ?? 500, S, clipNet, toInput);
-    const truth = (await readNpy(path.join(d.runs[0].dir, 'truth.npy'))).data as Uint8Array;
-    const sources: [string, Uint8Array][] = [['truth', truth]];
-    for (const r of d.runs) sources.push([r.name, (await readNpy(path.join(r.dir, 'frames.npy'))).data as Uint8Array]);
+    const sources: [string, Uint8Array][] = [['truth', arrays.get(d.runs[0].name)!.truth]];
+    for (const r of d.runs) sources.push([r.name, arrays.get(r.name)!.frames]);
     for (const [name, frames] of sources) {
       // generated frames only: drop the K context frames
       const gen = frames.subarray(K * N * S * S);
@@ -187,9 +201,9 @@ export async function writeStudyOutputs(
   // side-by-side video: truth | each corrector, rows = rollouts (at most 4)
   const vidDir = path.join(out, 'videos');
   fs.mkdirSync(vidDir, { recursive: true });
-  const truth = (await readNpy(path.join(d.runs[0].dir, 'truth.npy'))).data as Uint8Array;
-  const gens: Uint8Array[] = [];
-  for (const r of d.runs) gens.push((await readNpy(path.join(r.dir, 'frames.npy'))).data as Uint8Array);
+  const arrays = await studyArrays(d);
+  const truth = arrays.get(d.runs[0].name)!.truth;
+  const gens = d.runs.map((r) => arrays.get(r.name)!.frames);
   const tv = tileVideo(truth, gens, ['truth', ...d.runs.map((r) => r.name)], K + H, N, S, { maxFrames: o.videoFrames ?? 300, rows: Math.min(N, 4), context: K });
   const videos: ReportSpec['videos'] = [];
   const gifPath = path.join(vidDir, 'side-by-side.gif');
