@@ -29,3 +29,20 @@ export function checkWritable(file: string | undefined, overwrite: boolean): voi
   const dir = path.dirname(path.resolve(file));
   if (!fs.existsSync(dir)) throw new DriftlabError(`folder ${dir} does not exist; create it first`);
 }
+
+/**
+ * Corrector settings given as JSON on the command line. By default an object of objects, one per
+ * corrector: {"kalman": {"dir": "..."}, "renoise": {"t": 100}}. With `bare`, any object is taken
+ * (a single corrector's own settings, {"t": 100}, are allowed where only one corrector runs).
+ */
+export function parseCorrectorConfig(s: string | undefined, flag = 'corrector-config', bare = false): Record<string, Record<string, unknown>> {
+  if (!s) return {};
+  let j: unknown;
+  try { j = JSON.parse(s); } catch { throw new DriftlabError(`--${flag} is not valid JSON: ${s.slice(0, 60)}`); }
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(j)) throw new DriftlabError(`--${flag} must be a JSON object: {"NAME": {...}}${bare ? ' or the settings of a single corrector' : ''}`);
+  if (!bare && Object.values(j as object).some((v) => !isObject(v))) {
+    throw new DriftlabError(`--${flag} must be a JSON object of objects: {"kalman": {"dir": "..."}, "renoise": {"t": 100}}`);
+  }
+  return j as Record<string, Record<string, unknown>>;
+}

@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { imageGrid, rasterToPng } from '../plot/grid.js';
 import { DriftlabError } from '../util/errors.js';
 import { positiveInt, runId } from './common.js';
-import { parseCorrectorConfig } from './drift.js';
+import { parseCorrectorConfig } from './common.js';
 import { DEFAULT_IMAGE_CKPT, PACKAGE_ROOT } from './quickstart.js';
 import { engineOption, labelsFor } from './sample.js';
 

@@ -5,23 +5,13 @@ import { SAMPLERS } from '../diffusion/samplers.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
 import { DEFAULT_CORRECTORS, runDriftStudy } from '../drift/study.js';
 import { DriftlabError } from '../util/errors.js';
-import { positiveInt } from './common.js';
+import { parseCorrectorConfig, positiveInt } from './common.js';
 
 export function parseIntList(name: string, s: unknown, min = 0): number[] {
   const parts = String(s ?? '').split(',').map((v) => v.trim()).filter(Boolean);
   const out = parts.map(Number);
   if (!out.length || out.some((v) => !Number.isInteger(v) || v < min)) throw new DriftlabError(`--${name} must list integers >= ${min}, comma-separated, got '${s}'`);
   return out;
-}
-
-export function parseCorrectorConfig(s: string | undefined): Record<string, Record<string, unknown>> {
-  if (!s) return {};
-  let j: unknown;
-  try { j = JSON.parse(s); } catch { throw new DriftlabError(`--corrector-config is not valid JSON: ${s.slice(0, 60)}`); }
-  if (typeof j !== 'object' || j === null || Array.isArray(j) || Object.values(j).some((v) => typeof v !== 'object' || v === null || Array.isArray(v))) {
-    throw new DriftlabError('--corrector-config must be a JSON object of objects: {"kalman": {"dir": "..."}, "renoise": {"t": 100}}');
-  }
-  return j as Record<string, Record<string, unknown>>;
 }
 
 export const driftCommand: CommandModule<any, any> = {

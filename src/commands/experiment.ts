@@ -3,8 +3,8 @@ import type { CommandModule } from 'yargs';
 import * as os from 'node:os';
 import { initBackend, BackendName } from '../backend.js';
 import { DriftlabError } from '../util/errors.js';
-import { positiveInt } from './common.js';
-import { parseCorrectorConfig, parseIntList } from './drift.js';
+import { parseCorrectorConfig, positiveInt } from './common.js';
+import { parseIntList } from './drift.js';
 
 const list = (s: string) => String(s).split(',').map((v) => Number(v.trim())).filter((v) => Number.isFinite(v));
 const log = (l: string) => process.stderr.write(`${l}\n`);

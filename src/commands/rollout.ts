@@ -13,19 +13,11 @@ import { clipWindow } from '../video/clips.js';
 import { rollout } from '../video/rollout.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { positiveInt } from './common.js';
+import { parseCorrectorConfig, positiveInt } from './common.js';
 import * as path from 'node:path';
 import { readNpy } from '../io/npy.js';
 import { writeGif, writeMp4 } from '../video/writers.js';
 import { sideBySide } from './sample-video.js';
-
-function parseConfig(s: string | undefined): Record<string, Record<string, unknown>> {
-  if (!s) return {};
-  let j: unknown;
-  try { j = JSON.parse(s); } catch { throw new DriftlabError(`--corrector-config is not valid JSON: ${s.slice(0, 60)}`); }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new DriftlabError('--corrector-config must be a JSON object: {"NAME": {...}} or the settings of a single corrector');
-  return j as Record<string, Record<string, unknown>>;
-}
 
 /** truth | generated side by side (rows: rollouts, at most 8), every k-th frame to fit maxFrames. */
 export async function writeRolloutVideo(runDir: string, file: string, maxFrames: number, fps: number): Promise<void> {
@@ -76,7 +68,7 @@ export const rolloutCommand: CommandModule<any, any> = {
       if (!p.config.model.video) throw new DriftlabError(`${a.ckpt} is an image checkpoint; rollouts need a video checkpoint from 'driftlab train-video'`);
       process.stderr.write(`driftlab: ${p.engine.line}\n`);
       const names = String(a.corrector).split(',').map((s) => s.trim()).filter(Boolean);
-      const cfg = parseConfig(a.correctorConfig);
+      const cfg = parseCorrectorConfig(a.correctorConfig, 'corrector-config', true);
       const K = a.context === undefined ? p.config.model.video.contextFrames : Number(a.context);
       const rng = new Rng(a.seed).fork('corrector');
       const ctx = correctorContext(p, rng, K);
@@ -115,7 +107,7 @@ export const fitCorrectorCommand: CommandModule<any, any> = {
     const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine });
     try {
       const ctx = correctorContext(p, new Rng(a.seed).fork('corrector-fit'));
-      const c = makeCorrector(a.name, ctx, parseConfig(a.config) as Record<string, unknown>);
+      const c = makeCorrector(a.name, ctx, parseCorrectorConfig(a.config, 'config', true) as Record<string, unknown>);
       if (!c.fit || !c.save) throw new DriftlabError(`corrector '${a.name}' has nothing to fit`);
       const data = (p.config.training as any)?.data;
       if (!data) throw new DriftlabError(`${a.ckpt} does not record its Moving-MNIST settings`);
