@@ -37,7 +37,8 @@ import { readNpy } from '../io/npy.js';
 import { DriftlabError } from '../util/errors.js';
 import { poolFrame } from '../video/clips.js';
 import { toU8 } from '../video/frames8.js';
-import { TrajectoryMatcher, templateGroups, trajectoryError, truthTrajectories } from './trajectory.js';
+import { TrajectoryMatcher } from './trajectory.js';
+import { templateGroups, trajectoryError, truthTrajectories } from './trajectory-truth.js';
 
 export { frameBand, summarizeAt, summarizeMetrics, PSNR_CAP_DB } from './metrics-summary.js';
 export type { Band, FrameSummary } from './metrics-summary.js';

@@ -1,10 +1,8 @@
 /**
  * Digit trajectories of Moving-MNIST frames: where are the digits in a (generated or real) frame?
  *
- * The rollout's simulator clips are regenerated (truthTrajectories) to know each rollout's digit
- * images and their true top-left positions; every frame is then matched against those digits
- * (recoverPositions / TrajectoryMatcher) and the trajectory error of a frame is the mean over
- * digits of the Euclidean distance, in canvas pixels, between recovered and true positions.
+ * Every frame is matched against a rollout's own digits (recoverPositions / TrajectoryMatcher);
+ * the digits, their true positions and the trajectory error live in trajectory-truth.ts.
  *
  * Matching model. The simulator draws digit d at the integer canvas offset (x, y) =
  * round(position), composites the digits by pixel-wise max, and the model frame is that canvas
@@ -29,55 +27,9 @@
  * Positions are integers (the drawn offsets); against float truth the error of a perfect
  * recovery is at most sqrt(0.5) px. Measured (2 cores, shared): about 0.3-0.5 ms per 32x32
  * frame with 2 digits (16,000 frames in 5-8 s), about 1 ms at 64x64, about 5 ms with 3 digits.
- *
- * Two digits of a clip can be the same source image; their identities are then interchangeable
- * and trajectoryError takes the best assignment within each group of identical templates.
  */
-import { loadBundledMnist } from '../../datasets/mnist/index.js';
-import { MovingMnist, MovingMnistConfig } from '../../datasets/moving-mnist/index.js';
 import { DriftlabError } from '../util/errors.js';
-
-export const DIGIT_SIDE = 28;
-
-/** What truthTrajectories needs of a rollout's run.json. */
-export interface RunInfo {
-  data: Omit<MovingMnistConfig, 'split'> & { pool: number; split?: MovingMnistConfig['split'] };
-  seed: number;
-  rollouts: number;
-}
-
-export interface RolloutTruth {
-  /** 28x28 uint8 image of each digit (from the bundled MNIST), in the simulator's digit order */
-  templates: Uint8Array[];
-  labels: number[];
-  /** source image index of each digit */
-  indices: number[];
-  /** positions[t][d] = true top-left [x, y] (float canvas pixels) of digit d at frame t */
-  positions: [number, number][][];
-}
-
-/** Regenerate the simulator clips of a rollout folder (test split) for T frames. */
-export function truthTrajectories(run: RunInfo, T: number): RolloutTruth[] {
-  if (!Number.isInteger(T) || T < 0) throw new DriftlabError(`trajectory length must be a non-negative integer, got ${T}`);
-  const src = loadBundledMnist();
-  const mm = new MovingMnist({ ...run.data, split: 'test' }, run.seed, src);
-  const S0 = mm.config.size, px = DIGIT_SIDE * DIGIT_SIDE;
-  const buf = new Uint8Array(S0 * S0);
-  const out: RolloutTruth[] = [];
-  for (let n = 0; n < run.rollouts; n++) {
-    const clip = mm.clip(n, true);
-    for (let t = 0; t < T; t++) clip.next(buf);
-    const positions: [number, number][][] = [];
-    for (let t = 0; t < T; t++) positions.push(clip.truth.map((d) => [d.positions[t][0], d.positions[t][1]] as [number, number]));
-    out.push({
-      templates: clip.truth.map((d) => src.images.slice(d.index * px, (d.index + 1) * px)),
-      labels: clip.truth.map((d) => d.label),
-      indices: clip.truth.map((d) => d.index),
-      positions,
-    });
-  }
-  return out;
-}
+import { DIGIT_SIDE } from './trajectory-truth.js';
 
 interface Phase {
   /** offsets (dy*S + dx) of the non-zero pooled pixels, their values (uint8 units) and dy, dx */
@@ -409,48 +361,4 @@ function cachedModel(t: Uint8Array, S: number, p: number): DigitModel {
  */
 export function recoverPositions(frame: ArrayLike<number>, S: number, canvasSize: number, pool: number, templates: Uint8Array[], hint?: RecoverHint): [number, number][] {
   return new TrajectoryMatcher(S, canvasSize, pool, templates).recover(frame, hint);
-}
-
-/** Groups of digits with byte-identical templates (interchangeable identities). */
-export function templateGroups(templates: Uint8Array[]): number[] {
-  const group = templates.map((_, i) => i);
-  for (let i = 0; i < templates.length; i++) for (let j = 0; j < i; j++) {
-    if (group[j] === j && equalBytes(templates[i], templates[j])) { group[i] = j; break; }
-  }
-  return group;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * Mean over digits of the Euclidean distance (canvas px) between recovered and true top-left
- * positions. `groups` (templateGroups) lets digits with identical images swap identities: the
- * best assignment within each group is used.
- */
-export function trajectoryError(rec: ArrayLike<number>[], truth: ArrayLike<number>[], groups?: number[]): number {
-  const D = truth.length;
-  if (rec.length !== D) throw new DriftlabError(`${rec.length} recovered positions for ${D} digits`);
-  if (D === 0) return 0;
-  const dist = (a: number, b: number) => Math.hypot(rec[a][0] - truth[b][0], rec[a][1] - truth[b][1]);
-  if (!groups || groups.every((g, i) => g === i)) {
-    let s = 0;
-    for (let d = 0; d < D; d++) s += dist(d, d);
-    return s / D;
-  }
-  // best assignment within groups (brute force; groups are tiny)
-  const used = new Uint8Array(D);
-  let best = Infinity;
-  const go = (d: number, acc: number) => {
-    if (acc >= best) return;
-    if (d === D) { best = acc; return; }
-    for (let e = 0; e < D; e++) if (!used[e] && groups[e] === groups[d]) {
-      used[e] = 1; go(d + 1, acc + dist(d, e)); used[e] = 0;
-    }
-  };
-  go(0, 0);
-  return best / D;
 }

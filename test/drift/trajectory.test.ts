@@ -9,7 +9,8 @@ import { MovingMnist } from '../../datasets/moving-mnist/index.js';
 import { loadBundledMnist } from '../../datasets/mnist/index.js';
 import { poolFrame } from '../../src/video/clips.js';
 import { toU8 } from '../../src/video/frames8.js';
-import { TrajectoryMatcher, recoverPositions, templateGroups, trajectoryError, truthTrajectories } from '../../src/drift/trajectory.js';
+import { TrajectoryMatcher, recoverPositions } from '../../src/drift/trajectory.js';
+import { templateGroups, trajectoryError, truthTrajectories } from '../../src/drift/trajectory-truth.js';
 import { throwsDriftlab } from '../helpers/common.js';
 
 const data = { size: 64, digits: 2, speedMin: 3.6, speedMax: 3.6, stochastic: false, pool: 2 };
