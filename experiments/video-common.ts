@@ -2,7 +2,9 @@
  * Shared by the video experiments: train one video model of a preset with a fixed step budget
  * (equal compute = same preset, batch and steps), then measure its drift with `driftlab drift`.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import type { BackendName } from '../src/backend.js';
 import type { EngineChoice } from '../src/engine/select.js';
 import { runDriftStudy, type DriftStudyResult } from '../src/drift/study.js';
@@ -37,6 +39,8 @@ export interface ArmBudget {
   log?: (l: string) => void;
   /** an earlier run folder of the same experiment: trained models and finished rollouts are reused, metrics recomputed */
   resume?: string;
+  /** results root: finished arms of earlier runs of any video experiment under it are reused when their recipe matches */
+  root?: string;
 }
 
 export interface ArmResult {
@@ -47,6 +51,38 @@ export interface ArmResult {
   study: DriftStudyResult;
 }
 
+/**
+ * Everything that decides an arm's trained bytes: the full preset after the arm's changes, the
+ * initialising image weights (by content), and the workers and backend (data-parallel float sums
+ * differ in the last bits between them).
+ */
+function armRecipe(preset: unknown, initImage: string | undefined, b: ArmBudget): string {
+  const init = initImage ? createHash('sha256').update(fs.readFileSync(path.join(initImage, 'ema.safetensors'))).digest('hex') : null;
+  return JSON.stringify({ preset, initImage: init, workers: b.workers, backend: b.backend });
+}
+
+/** A finished arm elsewhere under root (any video experiment, any run) trained from the same recipe. */
+function findTrainedArm(root: string, recipe: string, steps: number, exclude: string): string | null {
+  if (!fs.existsSync(root)) return null;
+  for (const exp of fs.readdirSync(root)) {
+    const expDir = path.join(root, exp);
+    if (!fs.statSync(expDir).isDirectory()) continue;
+    for (const run of fs.readdirSync(expDir)) {
+      const models = path.join(expDir, run, 'models');
+      if (!fs.existsSync(models)) continue;
+      for (const arm of fs.readdirSync(models)) {
+        const d = path.join(models, arm);
+        if (path.resolve(d) === path.resolve(exclude)) continue;
+        try {
+          if (fs.readFileSync(path.join(d, 'recipe.json'), 'utf8') !== recipe) continue;
+          if (JSON.parse(fs.readFileSync(path.join(d, 'train-state.json'), 'utf8')).step >= steps) return d;
+        } catch { /* unfinished or foreign folder */ }
+      }
+    }
+  }
+  return null;
+}
+
 export async function trainArm(dir: string, arm: VideoArm, b: ArmBudget, correctors: string[]): Promise<ArmResult> {
   const preset = getVideoPreset(b.preset);
   preset.train.steps = b.trainSteps;
@@ -55,8 +91,24 @@ export async function trainArm(dir: string, arm: VideoArm, b: ArmBudget, correct
   if (arm.maxContextT !== undefined) preset.train.maxContextT = arm.maxContextT;
   preset.train.checkpointEvery = Math.max(1, Math.min(preset.train.checkpointEvery, b.trainSteps));
   const ckpt = path.join(dir, 'models', arm.name);
-  b.log?.(`${arm.name}: training ${b.preset} for ${b.trainSteps} steps of ${preset.train.batchSize} clips (context noise ${preset.train.maxContextT}${arm.initImage ? `, spatial layers from ${arm.initImage}` : ', from scratch'})`);
-  const t = await trainVideo({ preset, initImage: arm.initImage, out: ckpt, workers: b.workers, backend: b.backend, quiet: b.quiet, resume: true });
+  const recipe = armRecipe(preset, arm.initImage, b);
+  const earlier = b.root && !fs.existsSync(path.join(ckpt, 'train-state.json')) ? findTrainedArm(b.root, recipe, b.trainSteps, ckpt) : null;
+  let t: { seconds: number; lastLoss: number };
+  if (earlier) {
+    // the same recipe trained before: copy it (run folders stay self-contained) instead of retraining
+    b.log?.(`${arm.name}: same recipe as ${earlier}, reused (not retrained)`);
+    fs.cpSync(earlier, ckpt, { recursive: true });
+    const log = fs.readFileSync(path.join(ckpt, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    fs.writeFileSync(path.join(ckpt, 'reused-from.txt'), `${path.resolve(earlier)}\n`);
+    // its training time, from the log's first and last step (the first step's own time not included)
+    const span = log.length > 1 ? (Date.parse(log.at(-1).time) - Date.parse(log[0].time)) / 1000 : 0;
+    t = { seconds: Number.isFinite(span) ? span : NaN, lastLoss: log.at(-1)?.loss ?? NaN };
+  } else {
+    b.log?.(`${arm.name}: training ${b.preset} for ${b.trainSteps} steps of ${preset.train.batchSize} clips (context noise ${preset.train.maxContextT}${arm.initImage ? `, spatial layers from ${arm.initImage}` : ', from scratch'})`);
+    fs.mkdirSync(ckpt, { recursive: true });
+    fs.writeFileSync(path.join(ckpt, 'recipe.json'), recipe);
+    t = await trainVideo({ preset, initImage: arm.initImage, out: ckpt, workers: b.workers, backend: b.backend, quiet: b.quiet, resume: true });
+  }
   const study = await runDriftStudy({
     ckpt, correctors, horizon: b.horizon, rollouts: b.rollouts, steps: b.steps, seed: b.seed, engine: b.engine,
     out: path.join(dir, 'drift', arm.name), resume: true, refFrames: b.refFrames, refClips: b.refClips, videoFrames: b.videoFrames,

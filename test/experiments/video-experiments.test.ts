@@ -57,6 +57,21 @@ test('image-to-video: image-initialised vs scratch at equal steps', async () => 
   assert.is(a.training.steps, b.training.steps, 'equal compute');
   const logs = ['from-image', 'from-scratch'].map((m) => fs.readFileSync(path.join(r.dir, 'models', m, 'train-log.jsonl'), 'utf8').trim().split('\n').length);
   assert.equal(logs, [2, 2]);
+  // from-scratch has the recipe of the context-noise sweep's level-0 arm (run above): copied, not retrained
+  const from = fs.readFileSync(path.join(r.dir, 'models', 'from-scratch', 'reused-from.txt'), 'utf8').trim();
+  assert.match(from, /context-noise-sweep\/[^/]+\/models\/ctx-noise-0$/);
+  assert.ok(fs.readFileSync(path.join(from, 'ema.safetensors')).equals(fs.readFileSync(path.join(r.dir, 'models', 'from-scratch', 'ema.safetensors'))));
+  // from-image was trained here (its image init differs from every earlier arm)
+  assert.not.ok(fs.existsSync(path.join(r.dir, 'models', 'from-image', 'reused-from.txt')));
+});
+
+test('a reused arm is what training it again gives (same seed, same backend, same bytes)', async () => {
+  const { trainArm } = await import('../../experiments/video-common.js');
+  const fresh = await trainArm(path.join(dir, 'fresh'), { name: 'scratch' }, { ...budget, root: undefined }, ['none']);
+  const earlier = fs.readdirSync(path.join(dir, 'results', 'context-noise-sweep'))[0];
+  const a = fs.readFileSync(path.join(fresh.ckpt, 'ema.safetensors'));
+  const b = fs.readFileSync(path.join(dir, 'results', 'context-noise-sweep', earlier, 'models', 'ctx-noise-0', 'ema.safetensors'));
+  assert.ok(a.equals(b), 'retrained bytes equal the reused ones');
 });
 
 test.run();
