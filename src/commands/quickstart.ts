@@ -1,6 +1,6 @@
 /**
- * driftlab quickstart (what `npm start` runs): sample a digit grid and a denoising strip from the
- * shipped checkpoint, or train from scratch for --minutes first (--train).
+ * driftlab quickstart, a one-minute look at the shipped image model: sample a digit grid and a
+ * denoising strip from the shipped checkpoint, or train from scratch for --minutes first (--train).
  */
 import type { CommandModule } from 'yargs';
 import * as fs from 'node:fs';
@@ -26,7 +26,7 @@ export const DEFAULT_IMAGE_CKPT = path.join(PACKAGE_ROOT, 'checkpoints', 'mnist-
 
 export const quickstartCommand: CommandModule<any, any> = {
   command: 'quickstart',
-  describe: 'the main job (npm start): an 8x8 digit grid and a denoising strip from the shipped model',
+  describe: 'a one-minute look at the shipped image model: an 8x8 digit grid and a denoising strip',
   builder: (y) => y
     .option('ckpt', { type: 'string', default: DEFAULT_IMAGE_CKPT, describe: 'image checkpoint to sample from' })
     .option('train', { type: 'boolean', default: false, describe: 'train mnist-small from scratch for --minutes first' })
