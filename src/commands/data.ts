@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import * as fs from 'node:fs';
 import { MovingMnist } from '../../datasets/moving-mnist/index.js';
-import { NpyAppendWriter } from '../io/npy.js';
+import { NpyAppendWriter } from '../io/npy-append.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { DriftlabError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';

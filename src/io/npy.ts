@@ -8,8 +8,8 @@
  *
  * We write v1.0 exactly as numpy's np.save does (including its 21-digit growth room for the
  * first axis), and read v1.0/2.0/3.0 little-endian C-order arrays of the dtypes below.
+ * Streaming writes (a growing first axis): npy-append.ts.
  */
-import { promises as fsp } from 'node:fs';
 import { endianness } from 'node:os';
 import { DriftlabError } from '../util/errors.js';
 import { readFileChecked, writeFileNoClobber } from './atomic.js';
@@ -29,23 +29,23 @@ export interface DecodeNpyOptions {
   allowTrailing?: boolean;
 }
 
-const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+export const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const ARRAY_ALIGN = 64;
 const GROWTH_AXIS_MAX_DIGITS = 21;
-const DESCR: Record<NpyDtype, string> = { uint8: '|u1', float32: '<f4', float64: '<f8', int32: '<i4', int64: '<i8' };
-const ITEMSIZE: Record<NpyDtype, number> = { uint8: 1, float32: 4, float64: 8, int32: 4, int64: 8 };
+export const DESCR: Record<NpyDtype, string> = { uint8: '|u1', float32: '<f4', float64: '<f8', int32: '<i4', int64: '<i8' };
+export const ITEMSIZE: Record<NpyDtype, number> = { uint8: 1, float32: 4, float64: 8, int32: 4, int64: 8 };
 
-function checkHost(): void {
+export function checkHost(): void {
   if (endianness() !== 'LE') throw new DriftlabError('npy I/O needs a little-endian machine; this host is big-endian');
 }
 
-function numel(shape: readonly number[]): number {
+export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
 }
 
-function dataMatches(dtype: NpyDtype, data: NpyData): boolean {
+export function dataMatches(dtype: NpyDtype, data: NpyData): boolean {
   switch (dtype) {
     case 'uint8': return data instanceof Uint8Array;
     case 'float32': return data instanceof Float32Array;
@@ -56,7 +56,7 @@ function dataMatches(dtype: NpyDtype, data: NpyData): boolean {
 }
 
 /** Python repr of a shape tuple: (), (5,), (2, 3). */
-function shapeRepr(shape: readonly number[]): string {
+export function shapeRepr(shape: readonly number[]): string {
   if (shape.length === 1) return `(${shape[0]},)`;
   return `(${shape.join(', ')})`;
 }
@@ -66,7 +66,7 @@ function dictRepr(dtype: NpyDtype, shape: readonly number[]): string {
 }
 
 /** Build a full v1.0 preamble (magic..'\n') of exactly `total` bytes, or the numpy default size. */
-function buildHeader(dtype: NpyDtype, shape: readonly number[], total?: number): Uint8Array {
+export function buildHeader(dtype: NpyDtype, shape: readonly number[], total?: number): Uint8Array {
   let dict = dictRepr(dtype, shape);
   if (total === undefined) {
     // numpy >= 1.24 leaves room so the first axis can grow in place.
@@ -103,7 +103,7 @@ function validateArray(arr: NpyArray): void {
   }
 }
 
-function bytesOf(d: NpyData): Uint8Array {
+export function bytesOf(d: NpyData): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
@@ -276,129 +276,3 @@ export async function writeNpy(path: string, arr: NpyArray, opts: { overwrite?: 
   await writeFileNoClobber(path, encodeNpy(arr), opts);
 }
 
-/**
- * Streams frames into a .npy file whose first axis grows: shape [count, ...innerShape].
- * Every append writes the data, then rewrites the header's shape in place (the header keeps
- * fixed, 64-aligned room for a 21-digit count), so a killed process leaves a valid file
- * holding every completed append. close() fsyncs. Appends are serialised internally.
- */
-export class NpyAppendWriter {
-  private count = 0;
-  private closed = false;
-  private chain: Promise<void> = Promise.resolve();
-  private readonly frameSize: number;
-
-  private constructor(
-    readonly path: string,
-    readonly dtype: NpyDtype,
-    readonly innerShape: readonly number[],
-    private readonly fh: fsp.FileHandle,
-    private readonly headerSize: number,
-  ) {
-    this.frameSize = numel(innerShape);
-  }
-
-  static async create(
-    path: string,
-    dtype: NpyDtype,
-    innerShape: readonly number[],
-    opts: { overwrite?: boolean } = {},
-  ): Promise<NpyAppendWriter> {
-    checkHost();
-    if (!Object.prototype.hasOwnProperty.call(DESCR, dtype)) {
-      throw new DriftlabError(`unsupported npy dtype ${String(dtype)}; use uint8, float32, float64, int32 or int64`);
-    }
-    if (!innerShape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new DriftlabError(`invalid npy frame shape ${JSON.stringify(innerShape)}; dims must be non-negative integers`);
-    }
-    // Header sized for count=0 plus numpy's 21-digit growth room; later counts fit in place.
-    const header = buildHeader(dtype, [0, ...innerShape]);
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(path, opts.overwrite ? 'w' : 'wx', 0o644);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException)?.code;
-      if (code === 'EEXIST') throw new DriftlabError(`${path} already exists; pass --overwrite to replace it or choose another path`);
-      if (code === 'ENOENT') throw new DriftlabError(`cannot create ${path}: its directory does not exist; create it first`);
-      throw new DriftlabError(`cannot create ${path}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
-    }
-    await fh.write(header, 0, header.length, 0);
-    return new NpyAppendWriter(path, dtype, innerShape.slice(), fh, header.length);
-  }
-
-  /**
-   * Reopen a file written by an append writer (e.g. after a kill) keeping only its first
-   * `length` frames, and continue appending. The dtype and frame shape must match.
-   */
-  static async reopen(path: string, dtype: NpyDtype, innerShape: readonly number[], length: number): Promise<NpyAppendWriter> {
-    checkHost();
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(path, 'r+');
-    } catch {
-      throw new DriftlabError(`cannot reopen ${path} to resume; it is missing or unreadable`);
-    }
-    try {
-      const head = new Uint8Array(Math.min(65536, (await fh.stat()).size));
-      await fh.read(head, 0, head.length, 0);
-      if (!MAGIC.every((b, k) => head[k] === b) || head[6] !== 1) throw new DriftlabError(`${path} is not a .npy v1 file written by driftlab; cannot resume it`);
-      const headerSize = 10 + new DataView(head.buffer).getUint16(8, true);
-      const text = new TextDecoder('latin1').decode(head.subarray(10, headerSize));
-      const descr = /'descr':\s*'([^']+)'/.exec(text)?.[1];
-      const shape = /'shape':\s*\(([^)]*)\)/.exec(text)?.[1].split(',').map((d) => d.trim()).filter(Boolean).map(Number);
-      if (descr !== DESCR[dtype] || !shape || shape.slice(1).join(',') !== innerShape.join(',')) {
-        throw new DriftlabError(`${path} holds ${descr} frames of shape [${shape?.slice(1)}], not ${dtype} [${innerShape}]; cannot resume it`);
-      }
-      if (shape[0] < length) throw new DriftlabError(`${path} holds ${shape[0]} frames, fewer than the ${length} the run recorded; cannot resume it`);
-      const w = new NpyAppendWriter(path, dtype, innerShape.slice(), fh, headerSize);
-      await fh.truncate(headerSize + length * numel(innerShape) * ITEMSIZE[dtype]);
-      w.count = length;
-      const h = buildHeader(dtype, [length, ...innerShape], headerSize);
-      await fh.write(h, 0, h.length, 0);
-      return w;
-    } catch (e) {
-      await fh.close();
-      throw e;
-    }
-  }
-
-  /** Number of frames written so far (first-axis length). */
-  get length(): number {
-    return this.count;
-  }
-
-  /** Append one or more frames (data.length must be a multiple of prod(innerShape)). */
-  append(data: NpyData): Promise<void> {
-    if (this.closed) return Promise.reject(new DriftlabError(`cannot append to ${this.path}: writer is closed`));
-    if (!dataMatches(this.dtype, data)) {
-      return Promise.reject(new DriftlabError(`cannot append ${data.constructor.name} data to ${this.dtype} file ${this.path}`));
-    }
-    const frames = this.frameSize === 0 ? 0 : data.length / this.frameSize;
-    if (!Number.isInteger(frames) || (this.frameSize === 0 && data.length !== 0)) {
-      return Promise.reject(new DriftlabError(`cannot append ${data.length} values to ${this.path}: not a whole number of frames of shape ${shapeRepr(this.innerShape)}`));
-    }
-    const bytes = bytesOf(data).slice(); // snapshot: caller may reuse its buffer
-    const run = async () => {
-      const pos = this.headerSize + this.count * this.frameSize * ITEMSIZE[this.dtype];
-      await this.fh.write(bytes, 0, bytes.length, pos);
-      this.count += frames;
-      const h = buildHeader(this.dtype, [this.count, ...this.innerShape], this.headerSize);
-      await this.fh.write(h, 0, h.length, 0);
-    };
-    const p = this.chain.then(run);
-    this.chain = p.catch(() => undefined);
-    return p;
-  }
-
-  /** Flush to disk and close. Safe to call twice. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.chain;
-    try {
-      await this.fh.sync();
-    } finally {
-      await this.fh.close();
-    }
-  }
-}

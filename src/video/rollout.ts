@@ -22,7 +22,7 @@ import type { DriftCorrector, FrameBatch, FrameHistory } from '../drift/correcto
 import type { Pipeline } from '../diffusion/pipeline.js';
 import { SamplerName } from '../diffusion/samplers.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { NpyAppendWriter } from '../io/npy.js';
+import { NpyAppendWriter } from '../io/npy-append.js';
 import { DriftlabError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';

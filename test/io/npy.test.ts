@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DriftlabError } from '../../src/util/errors.js';
 import { tempDir, throwsDriftlab } from '../helpers/common.js';
-import { decodeNpy, encodeNpy, NpyAppendWriter, readNpy, writeNpy, type NpyArray } from '../../src/io/npy.js';
+import { decodeNpy, encodeNpy, readNpy, writeNpy, type NpyArray } from '../../src/io/npy.js';
+import { NpyAppendWriter } from '../../src/io/npy-append.js';
 
 
 
