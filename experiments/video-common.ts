@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { BackendName } from '../src/backend.js';
+import { backendInfo, type BackendName } from '../src/backend.js';
 import type { EngineChoice } from '../src/engine/select.js';
 import { runDriftStudy, type DriftStudyResult } from '../src/drift/study.js';
 import { statsAt } from '../src/drift/study-outputs.js';
@@ -53,12 +53,12 @@ export interface ArmResult {
 
 /**
  * Everything that decides an arm's trained bytes: the full preset after the arm's changes, the
- * initialising image weights (by content), and the workers and backend (data-parallel float sums
- * differ in the last bits between them).
+ * initialising image weights (by content), and the workers and backend with its version
+ * (data-parallel float sums and kernels differ in the last bits between them).
  */
 function armRecipe(preset: unknown, initImage: string | undefined, b: ArmBudget): string {
   const init = initImage ? createHash('sha256').update(fs.readFileSync(path.join(initImage, 'ema.safetensors'))).digest('hex') : null;
-  return JSON.stringify({ preset, initImage: init, workers: b.workers, backend: b.backend });
+  return JSON.stringify({ preset, initImage: init, workers: b.workers, backend: b.backend, running: backendInfo()?.line ?? null });
 }
 
 /** A finished arm elsewhere under root (any video experiment, any run) trained from the same recipe. */
@@ -97,9 +97,14 @@ export async function trainArm(dir: string, arm: VideoArm, b: ArmBudget, correct
   if (earlier) {
     // the same recipe trained before: copy it (run folders stay self-contained) instead of retraining
     b.log?.(`${arm.name}: same recipe as ${earlier}, reused (not retrained)`);
-    fs.cpSync(earlier, ckpt, { recursive: true });
+    // copied under a temporary name and renamed, so a kill never leaves a half-copied arm
+    const tmp = `${ckpt}.partial`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.cpSync(earlier, tmp, { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'reused-from.txt'), `${path.resolve(earlier)}\n`);
+    fs.rmSync(ckpt, { recursive: true, force: true });
+    fs.renameSync(tmp, ckpt);
     const log = fs.readFileSync(path.join(ckpt, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    fs.writeFileSync(path.join(ckpt, 'reused-from.txt'), `${path.resolve(earlier)}\n`);
     // its training time, from the log's first and last step (the first step's own time not included)
     const span = log.length > 1 ? (Date.parse(log.at(-1).time) - Date.parse(log[0].time)) / 1000 : 0;
     t = { seconds: Number.isFinite(span) ? span : NaN, lastLoss: log.at(-1)?.loss ?? NaN };
