@@ -14,6 +14,7 @@ import { loadClassifier, MNIST_FID_NAME } from '../src/eval/features/mnist-class
 import { evaluateCheckpoint, prepareReference } from '../src/eval/fid.js';
 import { writeChart } from '../src/plot/chart.js';
 import { EngineChoice } from '../src/engine/select.js';
+import { Progress } from '../src/util/progress.js';
 import { makeRunDir, markdownTable } from './common.js';
 
 export interface ScheduleAblationOptions {
@@ -69,11 +70,15 @@ export async function scheduleAblation(o: ScheduleAblationOptions) {
     .filter(({ kind, steps }) => !rows.some((r) => r.schedule === kind && r.steps === steps));
   if (pending.length) {
     const clf = await loadClassifier();
+    // one bar over every pending row, in denoising steps (a 1000-step row is 100x a 10-step one)
+    const progress = o.quiet ? null : new Progress({ total: pending.reduce((a, r) => a + r.steps * o.n, 0), label: 'FID sampling', unit: 'img-steps' });
     try {
       const ref = prepareReference(clf, 'all', o.seed);
       for (const { kind, steps } of pending) {
         const g = getPreset(o.preset).model.numClasses > 0 ? o.guidance : 1;
-        const r = await evaluateCheckpoint(clf, { ckpt: ckpts[kind], n: o.n, batch: Math.min(o.n, 100), sampler: 'ddim', steps, eta: 0, guidance: g, seed: o.seed, weights: 'ema', pool: 'all', engine: o.engine }, ref);
+        let before = 0;
+        const onBatch = progress ? (done: number) => { progress.tick((done - before) * steps, { schedule: kind, steps }); before = done; } : undefined;
+        const r = await evaluateCheckpoint(clf, { ckpt: ckpts[kind], n: o.n, batch: Math.min(o.n, 100), sampler: 'ddim', steps, eta: 0, guidance: g, seed: o.seed, weights: 'ema', pool: 'all', engine: o.engine, onBatch }, ref);
         rows.push({ schedule: kind, steps, fid: r.fid, realBaseline: r.baseline, accuracy: r.accuracy ?? NaN });
         await run.write('rows.json', JSON.stringify(rows, null, 2) + '\n');
         o.log?.(`${kind}, ${steps} steps: FID ${r.fid.toFixed(2)}`);
