@@ -115,7 +115,7 @@ export const fitCorrectorCommand: CommandModule<any, any> = {
       const mm = new MovingMnist({ ...data, split: 'train' }, a.seed);
       const clips: ClipSet = { data: new Float32Array(m * t * S * S), m, t, s: S };
       for (let k = 0; k < m; k++) clips.data.set(clipWindow(mm, data.pool, k, t), k * t * S * S);
-      await c.fit(clips, { pipeline: p, seed: a.seed });
+      await c.fit(clips, { pipeline: p, seed: a.seed, log: (l: string) => process.stderr.write(`driftlab: ${l}\n`) });
       fs.mkdirSync(a.out, { recursive: true });
       await c.save(a.out);
       process.stdout.write(`fitted ${a.name} on ${m} clips x ${t} frames -> ${a.out}\n`);

@@ -15,7 +15,9 @@ import type { ClipSet, CorrectorContext, FrameBatch } from '../../src/drift/corr
 import { StateSpace, fitAutoregression, predict, update } from '../../src/drift/kalman-math.js';
 import { fitPca, meanAndCovariance, project } from '../../src/drift/pca.js';
 import { symmetricEig } from '../../src/eval/frechet.js';
-import { KalmanCorrector } from '../../src/drift/correctors/kalman.js';
+import { KalmanCorrector, measurementNoiseFromModel, type WindowGenerator } from '../../src/drift/correctors/kalman.js';
+import { correctorContext } from '../../src/drift/context.js';
+import { tinyVideoPipeline } from '../helpers/video.js';
 import { listCorrectors } from '../../src/drift/registry.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -209,7 +211,9 @@ test('kalman is registered; unfitted use and bad settings are one-line errors', 
   throwsDriftlab(() => c.correct(randomFrames(2, 1)), /driftlab fit-corrector kalman/);
   throwsDriftlab(() => new KalmanCorrector(ctxOf(), { dd: 3 }), /kalman: unknown setting "dd"/);
   throwsDriftlab(() => new KalmanCorrector(ctxOf(), { d: 0 }), /"d" must be a positive integer/);
-  throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rMeasure: -1 }), /"rMeasure" must be a positive number/);
+  throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rMeasure: -1 }), /"rMeasure" must be a positive number or "model"/);
+  throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rMeasure: 'data' }), /"rMeasure" must be a positive number or "model", got "data"/);
+  throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rClips: 0 }), /"rClips" must be a positive integer/);
 });
 
 test('the corrector keeps shapes and the [-1,1] range and is deterministic under a seed', async () => {
@@ -281,6 +285,95 @@ test('save/load round trip; load refuses another model or frame size', async () 
   const r = new KalmanCorrector(ctxOf(), { dir, rMeasure: 1 });
   await r.load(dir);
   assert.is(r.model!.ss.R[0], 1);
+});
+
+/**
+ * A stand-in for the video model: continues each window with the true next frames plus seeded
+ * white noise of standard deviation sigma (0 = a perfect model). It finds the true frames by
+ * matching the context against the clips.
+ */
+function noisyTruthGenerator(clips: ClipSet, sigma: number, F: number, seed: number): WindowGenerator {
+  const rng = new Rng(seed);
+  return async (ctx, n, k) => {
+    const N = F - k, out = new Float32Array(n * N * D);
+    for (let b = 0; b < n; b++) {
+      let found = -1;
+      for (let c = 0; c < clips.m && found < 0; c++) for (let s0 = 0; s0 + F <= clips.t && found < 0; s0++) {
+        const a = clips.data.subarray((c * clips.t + s0) * D, (c * clips.t + s0 + k) * D), q = ctx.subarray(b * k * D, (b + 1) * k * D);
+        if (a.every((v, i) => v === q[i])) found = c * clips.t + s0;
+      }
+      assert.ok(found >= 0, 'context window not found in the clips');
+      for (let h = 0; h < N; h++) for (let i = 0; i < D; i++) out[(b * N + h) * D + i] = clips.data[(found + k + h) * D + i] + sigma * rng.normal();
+    }
+    return out;
+  };
+}
+
+test('R from the model: a perfect model gives the floor; white noise of variance s^2 gives s^2 per component', async () => {
+  const c = await fitted();
+  const pca = c.model!.pca, K = 3, F = 6;
+  const perfect = await measurementNoiseFromModel(pca, train, noisyTruthGenerator(train, 0, F, 1), { windows: 16, K, F });
+  assert.is(perfect.windows, 16); assert.is(perfect.frames, 48);
+  assert.ok(perfect.diag.every((v) => v === 1e-6), `perfect model: ${perfect.diag}`);
+  // U has orthonormal columns, so white pixel noise N(0, s^2) is N(0, s^2) in every component
+  const sigma = 0.3, m = await measurementNoiseFromModel(pca, train, noisyTruthGenerator(train, sigma, F, 2), { windows: 60, K, F, batch: 7 });
+  assert.is(m.frames, 180);
+  assert.ok(Math.abs(m.mean / sigma ** 2 - 1) < 0.1, `mean R ${m.mean} vs ${sigma ** 2}`); // 2160 squared normals: rel. sd 3%
+  assert.ok(m.diag.every((v) => v > 0.5 * sigma ** 2 && v < 1.6 * sigma ** 2), `per component ${m.diag}`); // 180 each: rel. sd 11%
+  assert.is(m.byHorizon.length, 3);
+  // float64 recomputation of the same estimate with explicit dot products over U's columns
+  const gen = noisyTruthGenerator(train, sigma, F, 2), d = pca.d, want = new Float64Array(d);
+  for (let w0 = 0; w0 < 60; w0 += 7) {
+    const n = Math.min(7, 60 - w0), ctx = new Float32Array(n * K * D), st = (w: number) => (w * 3) % (train.t - F + 1);
+    for (let b = 0; b < n; b++) ctx.set(train.data.subarray(((w0 + b) * train.t + st(w0 + b)) * D, ((w0 + b) * train.t + st(w0 + b) + K) * D), b * K * D);
+    const out = await gen(ctx, n, K);
+    for (let b = 0; b < n; b++) for (let h = 0; h < F - K; h++) for (let j = 0; j < d; j++) {
+      let e = 0;
+      for (let i = 0; i < D; i++) e += pca.U[i * d + j] * (out[(b * (F - K) + h) * D + i] - train.data[((w0 + b) * train.t + st(w0 + b) + K + h) * D + i]);
+      want[j] += e * e / 180;
+    }
+  }
+  near(m.diag, want, 1e-9, 'R diag');
+  await rejectsDriftlab(measurementNoiseFromModel(pca, { ...train, t: 5, data: train.data.subarray(0, 60 * 5 * D) }, gen, { windows: 4, K, F }), /continues 6-frame windows, but the clips have 5 frames/);
+});
+
+test('rMeasure "model": the fitted filter uses diag(R) from the model, saves it and refuses to re-measure on load', async () => {
+  const c = new KalmanCorrector(ctxOf(), { d: 12, rMeasure: 'model', rClips: 20 });
+  await c.fit(train, { seed: 5, generate: noisyTruthGenerator(train, 0.2, 6, 3) });
+  const R = c.model!.ss.R, d = 12, diag = c.info!.measurement!.diag;
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) assert.is(R[i * d + j], i === j ? diag[i] : 0);
+  assert.ok(Math.abs(c.info!.measurement!.mean / 0.04 - 1) < 0.25, `mean R ${c.info!.measurement!.mean}`);
+  const dir = tempDir('driftlab-kalman-r-');
+  await c.save(dir);
+  const l = new KalmanCorrector(ctxOf(), { dir });
+  await l.load(dir);
+  assert.equal(Array.from(l.model!.ss.R), Array.from(R));
+  assert.is(l.cfg.rMeasure, 'model');
+  const tuned = new KalmanCorrector(ctxOf(), { dir, rMeasure: 0.5 });
+  await tuned.load(dir);
+  assert.is(tuned.model!.ss.R[0], 0.5);
+  const fixed = tempDir('driftlab-kalman-fixed-');
+  await (await fitted()).save(fixed);
+  await rejectsDriftlab(new KalmanCorrector(ctxOf(), { dir: fixed, rMeasure: 'model' }).load(fixed), /rMeasure "model" is measured when fitting/);
+});
+
+test('rMeasure "model" with a real (tiny) video model: continues real windows and measures R', async () => {
+  const tiny = tinyVideoPipeline(tempDir('driftlab-kalman-tiny-'));
+  const p = await tiny.pipeline();
+  try {
+    const c = new KalmanCorrector(correctorContext(p, new Rng(0)), { d: 12, rMeasure: 'model', rClips: 4, rSteps: 2 });
+    await c.fit(train, { seed: 5 });
+    const m = c.info!.measurement!;
+    assert.is(m.frames, 12);
+    assert.ok(m.diag.every((v) => Number.isFinite(v) && v >= 1e-6), `${m.diag}`);
+    // an untrained model is far from the truth: well above the floor
+    assert.ok(m.mean > 0.01, `mean R ${m.mean}`);
+    const again = new KalmanCorrector(correctorContext(p, new Rng(0)), { d: 12, rMeasure: 'model', rClips: 4, rSteps: 2 });
+    await again.fit(train, { seed: 5 });
+    assert.equal(again.info!.measurement!.diag, m.diag, 'same seed, same R');
+  } finally {
+    await p.dispose();
+  }
 });
 
 test('filter state survives getState/setState through JSON (exact resume)', async () => {

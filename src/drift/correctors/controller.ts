@@ -36,7 +36,8 @@ import {
   initControllerParams, stackInput,
 } from '../controller-net.js';
 import type { ClipSet, CorrectorContext, DriftCorrector, FrameBatch, FrameHistory } from '../corrector.js';
-import { registerCorrector } from '../registry.js';import { quantize8 } from '../../video/frames8.js';
+import { registerCorrector } from '../registry.js';
+import { quantize8 } from '../../video/frames8.js';
 
 
 export interface ControllerFitConfig {

@@ -10,12 +10,15 @@
  *   write-back   x' = clip(x + U (H s_t|t - y_t), -1, 1)  only the PCA part changes; detail is kept
  *
  * W1, W2, Qz: ridge least squares on consecutive latents of real clips (kalman-math.ts);
- * R = rMeasure * I; P0 = the steady-state filtered covariance (the filter is time-invariant from
- * the first generated frame). One filter per rollout; the covariance recursion never sees the
- * measurements, so one P serves all N rollouts.
+ * R = rMeasure * I, or with rMeasure "model" the diagonal of the model's own errors in the
+ * latent, E[(U'(xhat - x))^2], over frames it generates from real context windows at fit time
+ * (rClips windows, DDIM rSteps steps); P0 = the steady-state filtered covariance (the filter is
+ * time-invariant from the first generated frame). One filter per rollout; the covariance
+ * recursion never sees the measurements, so one P serves all N rollouts.
  *
- * Config: {"d": 24, "rMeasure": 0.05, "ridge": 1e-3, "dir": fitted folder}. With "dir", an
- * explicit rMeasure replaces the fitted R (and P0 is recomputed); d must match the folder.
+ * Config: {"d": 24, "rMeasure": 0.05 | "model", "rClips": 32, "rSteps": 10, "ridge": 1e-3,
+ * "dir": fitted folder}. With "dir", an explicit numeric rMeasure replaces the fitted R (and P0
+ * is recomputed); d must match the folder.
  * Saved as kalman.json (config, sizes, model id, fit info) + kalman.safetensors (F64 mean, U,
  * A, Q, R, P0, variances).
  */
@@ -30,17 +33,25 @@ import {
 } from '../kalman-math.js';
 import { Pca, fitPca, project } from '../pca.js';
 import { registerCorrector } from '../registry.js';
+import { continueClips } from '../../video/sample-clip.js';
+import { Rng } from '../../util/rng.js';
 
 export interface KalmanConfig {
   /** PCA latent dimension */
   d: number;
-  /** measurement noise R = rMeasure * I, in latent units = per-pixel variance units ([-1,1] frames) */
-  rMeasure: number;
+  /**
+   * measurement noise R = rMeasure * I, in latent units = per-pixel variance units ([-1,1]
+   * frames); "model": R = diag of the model's own latent errors, estimated at fit time
+   */
+  rMeasure: number | 'model';
+  /** with rMeasure "model": real windows the model continues, and its DDIM steps per window */
+  rClips: number;
+  rSteps: number;
   /** relative ridge of the least-squares fit of the dynamics (fraction of the mean eigenvalue of X'X) */
   ridge: number;
 }
 
-export const KALMAN_DEFAULTS: KalmanConfig = { d: 24, rMeasure: 0.05, ridge: 1e-3 };
+export const KALMAN_DEFAULTS: KalmanConfig = { d: 24, rMeasure: 0.05, rClips: 32, rSteps: 10, ridge: 1e-3 };
 /** order of the latent autoregression: the state is [z_t, z_{t-1}] */
 export const ORDER = 2;
 const FORMAT = 'driftlab-kalman-1';
@@ -64,23 +75,77 @@ export interface KalmanFitInfo {
   pca: { iterations: number; converged: boolean; residual: number; explainedVariance: number };
   dynamics: { pairs: number; lambda: number; oneStepLatentMse: number; persistenceLatentMse: number };
   steadyState: { iterations: number; converged: boolean };
+  /** with rMeasure "model": how R was measured */
+  measurement?: MeasurementNoise;
+}
+
+/** R estimated from the model's own errors (rMeasure "model"). */
+export interface MeasurementNoise {
+  windows: number;
+  frames: number;
+  /** diag R [d]: mean squared latent error per component */
+  diag: number[];
+  /** mean of diag (compare with rMeasure and oneStepLatentMse) */
+  mean: number;
+  /** mean squared latent error per component at 1, 2, ... frames after the real context */
+  byHorizon: number[];
+  sampler: string;
+}
+
+/** Continues real context windows [n,k,S,S] with the model: returns [n,F-k,S,S] in [-1,1]. */
+export type WindowGenerator = (context: Float32Array, n: number, k: number) => Promise<Float32Array>;
+
+/**
+ * R from the model's own errors: continue `windows` real windows (K real frames each, windows
+ * spread over the clips) and take, per latent component j, the mean of (U'(xhat - x))_j^2 over
+ * every generated frame. The second moment (not the variance) so a biased model counts as noisy.
+ * Floored at 1e-6 to keep H P H' + R positive definite.
+ */
+export async function measurementNoiseFromModel(
+  pca: Pca, clips: ClipSet, gen: WindowGenerator, o: { windows: number; K: number; F: number; batch?: number; sampler?: string },
+): Promise<MeasurementNoise> {
+  const { m, t, s: S } = clips, D = S * S, d = pca.d, { K, F } = o, N = F - K;
+  if (t < F) throw new DriftlabError(`kalman: rMeasure "model" continues ${F}-frame windows, but the clips have ${t} frames; fit on longer clips (--frames)`);
+  const W = Math.min(o.windows, m), batch = o.batch ?? 8;
+  const sum = new Float64Array(d), byH = new Float64Array(N);
+  const zg = new Float64Array(d), zt = new Float64Array(d);
+  for (let w0 = 0; w0 < W; w0 += batch) {
+    const n = Math.min(batch, W - w0);
+    const starts = Array.from({ length: n }, (_, b) => ((w0 + b) * 3) % (t - F + 1));
+    const ctx = new Float32Array(n * K * D);
+    for (let b = 0; b < n; b++) ctx.set(clips.data.subarray(((w0 + b) * t + starts[b]) * D, ((w0 + b) * t + starts[b] + K) * D), b * K * D);
+    const out = await gen(ctx, n, K);
+    if (out.length !== n * N * D) throw new DriftlabError(`kalman: the model returned ${out.length} values for ${n} windows of ${N} frames`);
+    for (let b = 0; b < n; b++) for (let h = 0; h < N; h++) {
+      project(pca, out, (b * N + h) * D, zg);
+      project(pca, clips.data, ((w0 + b) * t + starts[b] + K + h) * D, zt);
+      for (let j = 0; j < d; j++) { const e = (zg[j] - zt[j]) ** 2; sum[j] += e; byH[h] += e / d; }
+    }
+  }
+  const diag = Array.from(sum, (v) => Math.max(1e-6, v / (W * N)));
+  return {
+    windows: W, frames: W * N, diag, mean: diag.reduce((a, v) => a + v, 0) / d,
+    byHorizon: Array.from(byH, (v) => v / W), sampler: o.sampler ?? 'custom',
+  };
 }
 
 const notFitted = () => new DriftlabError(
   `kalman corrector is not fitted: fit one with 'driftlab fit-corrector kalman --ckpt CKPT --out DIR', or pass --corrector-config '{"dir": "DIR"}' to load a fitted folder`,
 );
 
-/** R = r I and the steady-state P0 for a given model. */
-function withMeasurementNoise(ss: StateSpace, r: number): { ss: StateSpace; P0: Float64Array; steady: { iterations: number; converged: boolean } } {
+/** R = r I (or diag(r) for a vector) and the steady-state P0 for a given model. */
+function withMeasurementNoise(ss: StateSpace, r: number | ArrayLike<number>): { ss: StateSpace; P0: Float64Array; steady: { iterations: number; converged: boolean } } {
   const R = new Float64Array(ss.m * ss.m);
-  for (let i = 0; i < ss.m; i++) R[i * ss.m + i] = r;
+  for (let i = 0; i < ss.m; i++) R[i * ss.m + i] = typeof r === 'number' ? r : r[i];
   const next = { ...ss, R };
   const st = steadyStateCovariance(next);
   return { ss: next, P0: st.P, steady: { iterations: st.iterations, converged: st.converged } };
 }
 
 /** Fit the PCA latent and the latent dynamics on real clips [m,t,S,S]. */
-export function fitKalmanModel(clips: ClipSet, cfg: KalmanConfig, seed = 0): { model: KalmanModel; info: KalmanFitInfo } {
+export async function fitKalmanModel(
+  clips: ClipSet, cfg: KalmanConfig, seed = 0, model?: { gen: WindowGenerator; K: number; F: number; sampler: string },
+): Promise<{ model: KalmanModel; info: KalmanFitInfo }> {
   const t0 = performance.now();
   const { m, t, s: S } = clips, D = S * S, d = cfg.d;
   if (clips.data.length !== m * t * D) throw new DriftlabError(`kalman: clip data holds ${clips.data.length} values, not [${m},${t},${S},${S}]`);
@@ -96,7 +161,12 @@ export function fitKalmanModel(clips: ClipSet, cfg: KalmanConfig, seed = 0): { m
   for (let c = 0; c < m; c++) for (let s = ORDER - 1; s < t - 1; s++) for (let j = 0; j < d; j++) persist += (z[(c * t + s + 1) * d + j] - z[(c * t + s) * d + j]) ** 2;
   const n = ORDER * d;
   const base: StateSpace = { n, m: d, A: ar.A, Q: ar.Q, H: newestLatentH(d, n), R: new Float64Array(d * d) };
-  const { ss, P0, steady } = withMeasurementNoise(base, cfg.rMeasure);
+  let measurement: MeasurementNoise | undefined;
+  if (cfg.rMeasure === 'model') {
+    if (!model) throw new DriftlabError('kalman: rMeasure "model" needs the video model at fit time (driftlab fit-corrector kalman --ckpt CKPT ...)');
+    measurement = await measurementNoiseFromModel(pca, clips, model.gen, { windows: cfg.rClips, K: model.K, F: model.F, sampler: model.sampler });
+  }
+  const { ss, P0, steady } = withMeasurementNoise(base, measurement ? measurement.diag : (cfg.rMeasure as number));
   let explained = 0;
   for (const v of pca.variances) explained += v;
   const info: KalmanFitInfo = {
@@ -104,6 +174,7 @@ export function fitKalmanModel(clips: ClipSet, cfg: KalmanConfig, seed = 0): { m
     pca: { iterations: pca.iterations, converged: pca.converged, residual: pca.residual, explainedVariance: explained / pca.totalVariance },
     dynamics: { pairs: ar.pairs, lambda: ar.lambda, oneStepLatentMse: trQ / d, persistenceLatentMse: persist / (ar.pairs * d) },
     steadyState: steady,
+    ...(measurement ? { measurement } : {}),
   };
   return { model: { S, pca, ss, P0 }, info };
 }
@@ -111,14 +182,18 @@ export function fitKalmanModel(clips: ClipSet, cfg: KalmanConfig, seed = 0): { m
 const isInt = (v: number, min: number) => Number.isInteger(v) && v >= min;
 
 function parseConfig(config: Record<string, unknown>): { cfg: KalmanConfig; dir?: string } {
-  const known = ['d', 'rMeasure', 'ridge', 'dir'];
+  const known = ['d', 'rMeasure', 'rClips', 'rSteps', 'ridge', 'dir'];
   for (const key of Object.keys(config)) if (!known.includes(key)) throw new DriftlabError(`kalman: unknown setting "${key}"; known: ${known.join(', ')}`);
-  const d = Number(config.d ?? KALMAN_DEFAULTS.d), rMeasure = Number(config.rMeasure ?? KALMAN_DEFAULTS.rMeasure), ridge = Number(config.ridge ?? KALMAN_DEFAULTS.ridge);
+  const d = Number(config.d ?? KALMAN_DEFAULTS.d), ridge = Number(config.ridge ?? KALMAN_DEFAULTS.ridge);
+  const rMeasure = config.rMeasure === 'model' ? 'model' : Number(config.rMeasure ?? KALMAN_DEFAULTS.rMeasure);
+  const rClips = Number(config.rClips ?? KALMAN_DEFAULTS.rClips), rSteps = Number(config.rSteps ?? KALMAN_DEFAULTS.rSteps);
   if (!isInt(d, 1)) throw new DriftlabError(`kalman: "d" must be a positive integer, got ${config.d}`);
-  if (!(rMeasure > 0) || !Number.isFinite(rMeasure)) throw new DriftlabError(`kalman: "rMeasure" must be a positive number, got ${config.rMeasure}`);
+  if (rMeasure !== 'model' && (!(rMeasure > 0) || !Number.isFinite(rMeasure))) throw new DriftlabError(`kalman: "rMeasure" must be a positive number or "model", got ${JSON.stringify(config.rMeasure)}`);
+  if (!isInt(rClips, 1)) throw new DriftlabError(`kalman: "rClips" must be a positive integer, got ${config.rClips}`);
+  if (!isInt(rSteps, 1)) throw new DriftlabError(`kalman: "rSteps" must be a positive integer, got ${config.rSteps}`);
   if (!(ridge >= 0) || !Number.isFinite(ridge)) throw new DriftlabError(`kalman: "ridge" must be a number >= 0, got ${config.ridge}`);
   if (config.dir !== undefined && (typeof config.dir !== 'string' || config.dir === '')) throw new DriftlabError(`kalman: "dir" must be a folder path, got ${JSON.stringify(config.dir)}`);
-  return { cfg: { d, rMeasure, ridge }, dir: config.dir as string | undefined };
+  return { cfg: { d, rMeasure, rClips, rSteps, ridge }, dir: config.dir as string | undefined };
 }
 
 export class KalmanCorrector implements DriftCorrector {
@@ -146,10 +221,16 @@ export class KalmanCorrector implements DriftCorrector {
   async fit(clips: ClipSet, opts: Record<string, unknown> = {}): Promise<void> {
     if (clips.s !== this.ctx.size) throw new DriftlabError(`kalman: clips are ${clips.s}x${clips.s}, the model makes ${this.ctx.size}x${this.ctx.size} frames`);
     const seed = Number(opts.seed ?? 0);
-    const r = fitKalmanModel(clips, this.cfg, seed);
+    const c = this.ctx;
+    // the model continues real windows (rMeasure "model"); tests may pass their own generator
+    const rng = new Rng(seed).fork('kalman-r');
+    const gen: WindowGenerator = typeof opts.generate === 'function' ? (opts.generate as WindowGenerator)
+      : (ctx, n, k) => continueClips(c.net, c.schedule, c.prediction, ctx, n, k, c.frames, c.size, { sampler: 'ddim', steps: this.cfg.rSteps, clipX0: true, rng });
+    const r = await fitKalmanModel(clips, this.cfg, seed, { gen, K: c.contextFrames, F: c.frames, sampler: `ddim ${this.cfg.rSteps} steps, eta 0` });
     this.model = r.model;
     this.info = r.info;
     const log = typeof opts.log === 'function' ? (opts.log as (s: string) => void) : null;
+    if (r.info.measurement) log?.(`kalman: R from the model's own errors on ${r.info.measurement.frames} generated frames: mean ${r.info.measurement.mean.toFixed(4)} per component (by horizon ${r.info.measurement.byHorizon.map((v) => v.toFixed(3)).join(', ')})`);
     log?.(`kalman: d=${this.cfg.d} explains ${(100 * r.info.pca.explainedVariance).toFixed(1)}% of the variance; one-step latent mse ${r.info.dynamics.oneStepLatentMse.toFixed(4)} (copy-last ${r.info.dynamics.persistenceLatentMse.toFixed(4)}); ${r.info.seconds.toFixed(1)} s`);
   }
 
@@ -253,9 +334,11 @@ export class KalmanCorrector implements DriftCorrector {
     let P0 = get('P0', [n, n]);
     const fitted = { ...KALMAN_DEFAULTS, ...(meta.config ?? {}) } as KalmanConfig;
     if (this.explicit.has('rMeasure') && this.cfg.rMeasure !== fitted.rMeasure) {
-      ({ ss, P0 } = withMeasurementNoise(ss, this.cfg.rMeasure)); // tune R without refitting
+      const r = this.cfg.rMeasure;
+      if (r === 'model') throw new DriftlabError(`kalman: rMeasure "model" is measured when fitting; ${dir} was fitted with rMeasure ${fitted.rMeasure}: fit again with {"rMeasure": "model"}`);
+      ({ ss, P0 } = withMeasurementNoise(ss, r)); // tune R without refitting
     }
-    this.cfg = { d, ridge: fitted.ridge, rMeasure: this.explicit.has('rMeasure') ? this.cfg.rMeasure : fitted.rMeasure };
+    this.cfg = { ...fitted, d, rMeasure: this.explicit.has('rMeasure') ? this.cfg.rMeasure : fitted.rMeasure };
     this.model = { S, pca, ss, P0 };
     this.info = meta.fit ?? null;
     this.dir = dir;
