@@ -197,7 +197,7 @@ const contextOf = (n: number, k: number) => {
   return c;
 };
 async function fitted(config: Record<string, unknown> = {}, modelId = 'model-a'): Promise<KalmanCorrector> {
-  const c = new KalmanCorrector(ctxOf(modelId), { d: 12, ...config });
+  const c = new KalmanCorrector(ctxOf(modelId), { d: 12, rMeasure: 0.05, ...config });
   await c.fit(train, { seed: 5 });
   return c;
 }

@@ -16,7 +16,7 @@
  * time-invariant from the first generated frame). One filter per rollout; the covariance
  * recursion never sees the measurements, so one P serves all N rollouts.
  *
- * Config: {"d": 24, "rMeasure": 0.05 | "model", "rClips": 32, "rSteps": 10, "ridge": 1e-3,
+ * Config: {"d": 24, "rMeasure": "model" | a number, "rClips": 32, "rSteps": 10, "ridge": 1e-3,
  * "dir": fitted folder}. With "dir", an explicit numeric rMeasure replaces the fitted R (and P0
  * is recomputed); d must match the folder.
  * Saved as kalman.json (config, sizes, model id, fit info) + kalman.safetensors (F64 mean, U,
@@ -51,7 +51,11 @@ export interface KalmanConfig {
   ridge: number;
 }
 
-export const KALMAN_DEFAULTS: KalmanConfig = { d: 24, rMeasure: 0.05, rClips: 32, rSteps: 10, ridge: 1e-3 };
+/**
+ * rMeasure defaults to "model": a fixed R = 0.05 I left the filter a no-op on the shipped model,
+ * whose measured latent errors are ~76x larger (docs/EXPERIMENTS.md, the demo table)
+ */
+export const KALMAN_DEFAULTS: KalmanConfig = { d: 24, rMeasure: 'model', rClips: 32, rSteps: 10, ridge: 1e-3 };
 /** order of the latent autoregression: the state is [z_t, z_{t-1}] */
 export const ORDER = 2;
 const FORMAT = 'driftlab-kalman-1';
