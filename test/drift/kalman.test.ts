@@ -207,6 +207,8 @@ const randomFrames = (n: number, seed: number): FrameBatch => ({ n, s: S, data: 
 test('kalman is registered; unfitted use and bad settings are one-line errors', () => {
   assert.ok(listCorrectors().some((c) => c.name === 'kalman'), 'kalman is not registered');
   const c = new KalmanCorrector(ctxOf());
+  assert.is(c.cfg.rMeasure, 'model', 'R is measured from the model unless a number is given');
+  assert.is(new KalmanCorrector(ctxOf(), { rMeasure: 0.3 }).cfg.rMeasure, 0.3);
   throwsDriftlab(() => c.reset(contextOf(2, 3), 2, 3), /not fitted: fit one with 'driftlab fit-corrector kalman --ckpt CKPT --out DIR', or pass --corrector-config '\{"dir": "DIR"\}'/);
   throwsDriftlab(() => c.correct(randomFrames(2, 1)), /driftlab fit-corrector kalman/);
   throwsDriftlab(() => new KalmanCorrector(ctxOf(), { dd: 3 }), /kalman: unknown setting "dd"/);

@@ -189,7 +189,8 @@ function parseConfig(config: Record<string, unknown>): { cfg: KalmanConfig; dir?
   const known = ['d', 'rMeasure', 'rClips', 'rSteps', 'ridge', 'dir'];
   for (const key of Object.keys(config)) if (!known.includes(key)) throw new DriftlabError(`kalman: unknown setting "${key}"; known: ${known.join(', ')}`);
   const d = Number(config.d ?? KALMAN_DEFAULTS.d), ridge = Number(config.ridge ?? KALMAN_DEFAULTS.ridge);
-  const rMeasure = config.rMeasure === 'model' ? 'model' : Number(config.rMeasure ?? KALMAN_DEFAULTS.rMeasure);
+  const rRaw = config.rMeasure ?? KALMAN_DEFAULTS.rMeasure;
+  const rMeasure = rRaw === 'model' ? 'model' : Number(rRaw);
   const rClips = Number(config.rClips ?? KALMAN_DEFAULTS.rClips), rSteps = Number(config.rSteps ?? KALMAN_DEFAULTS.rSteps);
   if (!isInt(d, 1)) throw new DriftlabError(`kalman: "d" must be a positive integer, got ${config.d}`);
   if (rMeasure !== 'model' && (!(rMeasure > 0) || !Number.isFinite(rMeasure))) throw new DriftlabError(`kalman: "rMeasure" must be a positive number or "model", got ${JSON.stringify(config.rMeasure)}`);
