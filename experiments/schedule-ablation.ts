@@ -15,6 +15,7 @@ import { evaluateCheckpoint, prepareReference } from '../src/eval/fid.js';
 import { writeChart } from '../src/plot/chart.js';
 import { EngineChoice } from '../src/engine/select.js';
 import { Progress } from '../src/util/progress.js';
+import { DriftlabError } from '../src/util/errors.js';
 import { makeRunDir, markdownTable } from './common.js';
 
 export interface ScheduleAblationOptions {
@@ -43,7 +44,7 @@ function readJson<T>(file: string, fallback: T): T {
 }
 
 export async function scheduleAblation(o: ScheduleAblationOptions) {
-  const run = await makeRunDir(o.root, 'schedule-ablation', o.seed, { ...o, log: undefined }, o.resume, ['preset', 'n', 'guidance', 'minutes']);
+  const run = await makeRunDir(o.root, 'schedule-ablation', o.seed, { ...o, log: undefined }, o.resume, ['preset', 'trainSteps', 'minutes']);
   // training.json and rows.json are rewritten (atomically) after every finished part, so a killed
   // run loses at most one training interval or one FID row when continued with --resume
   const training = readJson<Record<string, { steps: number; seconds: number; lastLoss: number }>>(path.join(run.dir, 'training.json'), {});
@@ -65,7 +66,12 @@ export async function scheduleAblation(o: ScheduleAblationOptions) {
     await run.write('training.json', JSON.stringify(training, null, 2) + '\n');
     o.log?.(`${kind}: trained ${r.steps} steps in ${r.seconds.toFixed(0)} s`);
   }
-  const rows = readJson<Row[]>(path.join(run.dir, 'rows.json'), []);
+  // the FID rows depend on n and guidance: a resume may change them only while no row is done
+  const saved = readJson<{ n: number; guidance: number; rows: Row[] }>(path.join(run.dir, 'rows.json'), { n: o.n, guidance: o.guidance, rows: [] });
+  if (saved.rows.length && (saved.n !== o.n || saved.guidance !== o.guidance)) {
+    throw new DriftlabError(`--resume ${run.dir}: its FID rows used n = ${saved.n}, guidance ${saved.guidance}, not n = ${o.n}, guidance ${o.guidance}; pass the same settings or start a new run`);
+  }
+  const rows = saved.rows;
   const pending = o.stepCounts.flatMap((steps) => (['linear', 'cosine'] as const).map((kind) => ({ kind, steps })))
     .filter(({ kind, steps }) => !rows.some((r) => r.schedule === kind && r.steps === steps));
   if (pending.length) {
@@ -80,7 +86,7 @@ export async function scheduleAblation(o: ScheduleAblationOptions) {
         const onBatch = progress ? (done: number) => { progress.tick((done - before) * steps, { schedule: kind, steps }); before = done; } : undefined;
         const r = await evaluateCheckpoint(clf, { ckpt: ckpts[kind], n: o.n, batch: Math.min(o.n, 100), sampler: 'ddim', steps, eta: 0, guidance: g, seed: o.seed, weights: 'ema', pool: 'all', engine: o.engine, onBatch }, ref);
         rows.push({ schedule: kind, steps, fid: r.fid, realBaseline: r.baseline, accuracy: r.accuracy ?? NaN });
-        await run.write('rows.json', JSON.stringify(rows, null, 2) + '\n');
+        await run.write('rows.json', JSON.stringify({ n: o.n, guidance: o.guidance, rows }, null, 2) + '\n');
         o.log?.(`${kind}, ${steps} steps: FID ${r.fid.toFixed(2)}`);
       }
     } finally {
@@ -91,8 +97,8 @@ export async function scheduleAblation(o: ScheduleAblationOptions) {
   const order = (r: Row) => o.stepCounts.indexOf(r.steps) * 2 + (r.schedule === 'cosine' ? 1 : 0);
   rows.sort((a, b) => order(a) - order(b));
   const shown = rows.filter((r) => o.stepCounts.includes(r.steps));
-  await run.write('results.json', JSON.stringify({ metric: MNIST_FID_NAME, training, n: o.n, guidance: o.guidance, rows: shown }, null, 2) + '\n');
-  await run.write('table.md', `${MNIST_FID_NAME}, ${o.n} samples, DDIM, guidance ${o.guidance}\n\n` + markdownTable(shown as unknown as Record<string, number | string>[]));
+  await run.write('results.json', JSON.stringify({ metric: MNIST_FID_NAME, training, n: o.n, guidance: o.guidance, sampler: 'ddim', eta: 0, clipX0: true, rows: shown }, null, 2) + '\n');
+  await run.write('table.md', `${MNIST_FID_NAME}, ${o.n} samples, DDIM (eta 0, x0 clipped), guidance ${o.guidance}\n\n` + markdownTable(shown as unknown as Record<string, number | string>[]));
   const line = (kind: string) => ({ name: kind, x: o.stepCounts, y: o.stepCounts.map((s) => shown.find((r) => r.schedule === kind && r.steps === s)!.fid as number) });
   writeChart(path.join(run.dir, 'fid-vs-steps'), {
     title: 'FID (driftlab MNIST features) vs sampling steps', xlabel: 'DDIM steps', ylabel: 'FID', logX: true,

@@ -151,6 +151,7 @@ const fidCommand: CommandModule<any, any> = {
     .option('eta', { type: 'number', default: 0, describe: 'DDIM eta' })
     .option('guidance', { type: 'number', default: 2, describe: 'classifier-free guidance scale (1 = none)' })
     .option('weights', { choices: ['ema', 'model'], default: 'ema' })
+    .option('clip-x0', { type: 'boolean', default: true, describe: 'clip predicted x0 to [-1,1] at every step (as driftlab sample)' })
     .option('engine', { choices: ['auto', 'tfjs', 'onnx'], default: 'auto', describe: 'forward engine for sampling' })
     .option('classifier', { type: 'string', default: DEFAULT_CLASSIFIER_DIR, describe: 'MNIST classifier folder' })
     .option('real', { choices: REAL_POOLS, default: 'all', describe: 'real digits for reference + baseline: all 10,000 bundled, or the classifier\'s held-out 2,000' })
@@ -167,7 +168,7 @@ const fidCommand: CommandModule<any, any> = {
       const progress = a.json ? null : new Progress({ total: n, label: `sample ${a.sampler}-${steps} w=${a.guidance}`, unit: 'img' });
       const r = await evaluateCheckpoint(clf, {
         ckpt: a.ckpt, n, batch, sampler: a.sampler as SamplerName, steps, eta: a.eta, guidance: a.guidance, seed: a.seed,
-        weights: a.weights, engine: a.engine, pool: a.real as RealPool, onBatch: progress ? (done) => progress.tick(done - progress.count) : undefined,
+        weights: a.weights, engine: a.engine, pool: a.real as RealPool, clipX0: a.clipX0, onBatch: progress ? (done) => progress.tick(done - progress.count) : undefined,
       }, ref);
       const clfAcc = (clf.config.results as any)?.heldoutAccuracy;
       if (a.json) {
@@ -180,7 +181,7 @@ const fidCommand: CommandModule<any, any> = {
           mean_classifier_confidence: r.confidence,
           predicted_class_histogram: r.predictedHistogram,
           n, baseline_n: r.baselineN, reference: { source: 'bundled-mnist', pool: a.real, reference_n: ref.sizeB, seed: a.seed },
-          ckpt: a.ckpt, weights: a.weights, sampler: a.sampler, steps, eta: a.eta, guidance: a.guidance, seed: a.seed,
+          ckpt: a.ckpt, weights: a.weights, sampler: a.sampler, steps, eta: a.eta, guidance: a.guidance, clip_x0: r.clipX0, seed: a.seed,
           classifier: { dir: a.classifier, heldout_accuracy: clfAcc ?? null },
           seconds: r.seconds,
         }) + '\n');

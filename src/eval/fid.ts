@@ -111,12 +111,19 @@ export interface FidOptions {
   /** forward engine (default tfjs, the reference) */
   engine?: EngineChoice;
   pool: RealPool;
+  /**
+   * clip the predicted x0 to [-1,1] at every step (default true, as `driftlab sample`). Without
+   * it the first trailing step (t = T-1, where abar is ~4e-5 linear and ~2e-9 cosine) divides
+   * the model's error by sqrt(abar) and the sample never recovers.
+   */
+  clipX0?: boolean;
   onBatch?: (done: number, total: number) => void;
 }
 
 export interface FidReport extends ImageScore {
   metric: string;
   conditional: boolean;
+  clipX0: boolean;
   seconds: { sampling: number; total: number };
 }
 
@@ -136,10 +143,11 @@ export async function evaluateCheckpoint(clf: MnistClassifier, o: FidOptions, re
     const ts = Date.now();
     const g = await generate(p, {
       n: o.n, batch: o.batch, sampler: o.sampler, steps: o.steps, eta: o.eta, guidance: o.guidance, labels, seed: o.seed, onBatch: o.onBatch,
+      clipX0: o.clipX0 ?? true,
     });
     const sampling = (Date.now() - ts) / 1000;
     const score = scoreImages(clf, reference, g.images, o.n, labels);
-    return { metric: MNIST_FID_NAME, conditional: K > 0, ...score, seconds: { sampling, total: (Date.now() - t0) / 1000 } };
+    return { metric: MNIST_FID_NAME, conditional: K > 0, clipX0: o.clipX0 ?? true, ...score, seconds: { sampling, total: (Date.now() - t0) / 1000 } };
   } finally {
     p.dispose();
   }

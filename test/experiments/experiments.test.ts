@@ -29,9 +29,10 @@ test('schedule-ablation (tiny): two trainings, FID per schedule and step count, 
   const opts = { preset: 'mnist-tiny', trainSteps: 3, stepCounts: [2, 4], n: 20, guidance: 2, seed: 1, workers: 1, backend: 'wasm' as const, engine: 'tfjs' as const, root, quiet: true, resume: r.dir };
   const rowsFile = path.join(r.dir, 'rows.json');
   const saved = JSON.parse(fs.readFileSync(rowsFile, 'utf8'));
-  const lost = saved.find((x: any) => x.schedule === 'cosine' && x.steps === 4);
-  const kept = saved.filter((x: any) => x !== lost).map((x: any) => (x.schedule === 'linear' && x.steps === 2 ? { ...x, fid: 12345 } : x));
-  fs.writeFileSync(rowsFile, JSON.stringify(kept));
+  assert.is(saved.n, 20); assert.is(saved.guidance, 2);
+  const lost = saved.rows.find((x: any) => x.schedule === 'cosine' && x.steps === 4);
+  const kept = saved.rows.filter((x: any) => x !== lost).map((x: any) => (x.schedule === 'linear' && x.steps === 2 ? { ...x, fid: 12345 } : x));
+  fs.writeFileSync(rowsFile, JSON.stringify({ ...saved, rows: kept }));
   const logs: string[] = [];
   const again = await scheduleAblation({ ...opts, log: (l) => logs.push(l) });
   assert.is(again.dir, r.dir);
@@ -41,7 +42,10 @@ test('schedule-ablation (tiny): two trainings, FID per schedule and step count, 
   assert.is(again.rows[3].fid, lost.fid);
   let refused = '';
   try { await scheduleAblation({ ...opts, n: 30 }); } catch (e) { refused = (e as Error).message; }
-  assert.match(refused, /ran with n = 20, not 30/);
+  assert.match(refused, /FID rows used n = 20, guidance 2, not n = 30, guidance 2/);
+  refused = '';
+  try { await scheduleAblation({ ...opts, trainSteps: 4 }); } catch (e) { refused = (e as Error).message; }
+  assert.match(refused, /ran with trainSteps = 3, not 4/);
 });
 
 test('guidance-sweep (tiny): FID and accuracy per scale, plots', async () => {
