@@ -94,6 +94,11 @@ test('evaluateCheckpoint samples a (random, tiny) checkpoint and reports every n
   assert.ok(Number.isFinite(r.fid) && r.fid > r.baseline, `fid ${r.fid}, baseline ${r.baseline}`);
   assert.ok(r.accuracy! >= 0 && r.accuracy! <= 1);
   assert.ok(r.confidence > 0 && r.confidence <= 1);
+  // x0 is clipped by default, as in driftlab sample; switching it off changes the samples
+  assert.is(r.clipX0, true);
+  const raw = await evaluateCheckpoint(clf, { ckpt: dir, n: 20, batch: 10, sampler: 'ddim', steps: 2, eta: 0, guidance: 2, seed: 0, weights: 'model', pool: 'heldout', clipX0: false }, ref);
+  assert.is(raw.clipX0, false);
+  assert.ok(raw.fid !== r.fid, `clipping made no difference (FID ${r.fid})`);
   assert.match(r.metric, /driftlab MNIST classifier.*not comparable with Inception/);
   await rejectsDriftlab(evaluateCheckpoint(clf, { ckpt: path.join(tmp, 'nope'), n: 20, batch: 10, sampler: 'ddim', steps: 2, eta: 0, guidance: 1, seed: 0, weights: 'ema', pool: 'heldout' }, ref), /checkpoint not found/);
 });
