@@ -63,6 +63,7 @@ export interface GenerateOptions {
   guidance?: number;
   /** per-sample labels [n]; for conditional models; undefined = null class */
   labels?: Int32Array;
+  /** clip the predicted x0 to [-1,1] at every step; default true, as every command samples */
   clipX0?: boolean;
   variance?: VarianceType;
   spacing?: Spacing;
@@ -100,7 +101,7 @@ export async function generate(p: Pipeline, o: GenerateOptions): Promise<Generat
   for (let start = 0; start < o.n; start += o.batch) {
     const B = Math.min(o.batch, o.n - start);
     const opts: SampleOptions = {
-      sampler: o.sampler, steps: o.steps, eta: o.eta, guidance: o.guidance, clipX0: o.clipX0, variance: o.variance,
+      sampler: o.sampler, steps: o.steps, eta: o.eta, guidance: o.guidance, clipX0: o.clipX0 ?? true, variance: o.variance,
       spacing: o.spacing, rng, labels: o.labels?.slice(start, start + B), nullLabel: c.numClasses,
       callback: strip && start === 0 ? (info) => {
         if (!stripIdx.has(info.i)) return;
