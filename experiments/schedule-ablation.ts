@@ -78,10 +78,11 @@ export async function scheduleAblation(o: ScheduleAblationOptions) {
     const clf = await loadClassifier();
     // one bar over every pending row, in denoising steps (a 1000-step row is 100x a 10-step one)
     const progress = o.quiet ? null : new Progress({ total: pending.reduce((a, r) => a + r.steps * o.n, 0), label: 'FID sampling', unit: 'img-steps' });
+    // guidance applies to class-conditional presets only
+    const g = getPreset(o.preset).model.numClasses > 0 ? o.guidance : 1;
     try {
       const ref = prepareReference(clf, 'all', o.seed);
       for (const { kind, steps } of pending) {
-        const g = getPreset(o.preset).model.numClasses > 0 ? o.guidance : 1;
         let before = 0;
         const onBatch = progress ? (done: number) => { progress.tick((done - before) * steps, { schedule: kind, steps }); before = done; } : undefined;
         const r = await evaluateCheckpoint(clf, { ckpt: ckpts[kind], n: o.n, batch: Math.min(o.n, 100), sampler: 'ddim', steps, eta: 0, guidance: g, seed: o.seed, weights: 'ema', pool: 'all', engine: o.engine, onBatch }, ref);

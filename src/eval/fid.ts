@@ -141,13 +141,14 @@ export async function evaluateCheckpoint(clf: MnistClassifier, o: FidOptions, re
     if (K > 0 && K !== clf.numClasses) throw new DriftlabError(`${o.ckpt} is conditioned on ${K} classes, but the MNIST classifier knows ${clf.numClasses} digits`);
     const labels = K > 0 ? Int32Array.from({ length: o.n }, (_, i) => i % K) : undefined;
     const ts = Date.now();
+    const clipX0 = o.clipX0 ?? true;
     const g = await generate(p, {
       n: o.n, batch: o.batch, sampler: o.sampler, steps: o.steps, eta: o.eta, guidance: o.guidance, labels, seed: o.seed, onBatch: o.onBatch,
-      clipX0: o.clipX0 ?? true,
+      clipX0,
     });
     const sampling = (Date.now() - ts) / 1000;
     const score = scoreImages(clf, reference, g.images, o.n, labels);
-    return { metric: MNIST_FID_NAME, conditional: K > 0, clipX0: o.clipX0 ?? true, ...score, seconds: { sampling, total: (Date.now() - t0) / 1000 } };
+    return { metric: MNIST_FID_NAME, conditional: K > 0, clipX0, ...score, seconds: { sampling, total: (Date.now() - t0) / 1000 } };
   } finally {
     p.dispose();
   }
