@@ -67,7 +67,7 @@ export const demoCommand: CommandModule<any, any> = {
     const trainedCtx = Number(JSON.parse(fs.readFileSync(path.join(a.ckpt, 'config.json'), 'utf8')).training?.maxContextT ?? 0);
     const correctors = a.correctors
       ? String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)
-      : listCorrectors().map((c) => c.name).filter((c) => c !== 'context-noise' || trainedCtx > 0).sort((x, y) => (x === 'none' ? -1 : y === 'none' ? 1 : 0));
+      : listCorrectors().filter((c) => !c.inLoop && !c.source).map((c) => c.name).filter((c) => c !== 'context-noise' || trainedCtx > 0).sort((x, y) => (x === 'none' ? -1 : y === 'none' ? 1 : 0));
     const r = await runDriftStudy({
       ckpt: a.ckpt, correctors, correctorConfig: parseCorrectorConfig(a.correctorConfig), horizon, rollouts, steps, chunk, seed: a.seed, engine: a.engine, out: dir,
       refFrames: tiny ? 64 : 2000, refClips: tiny ? 16 : 400, fitClips: tiny ? 8 : 200, fitFrames: tiny ? 8 : 20,

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { initBackend, BackendName } from '../backend.js';
 import { SAMPLERS } from '../diffusion/samplers.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
+import { resolveCorrectors } from '../drift/external.js';
 import { DEFAULT_CORRECTORS, runDriftStudy } from '../drift/study.js';
 import { DriftlabError } from '../util/errors.js';
 import { parseCorrectorConfig, positiveInt } from './common.js';
@@ -19,7 +20,7 @@ export const driftCommand: CommandModule<any, any> = {
   describe: 'roll a video model out with each corrector from the same real frames and measure drift against ground truth: metrics.jsonl, summary.json/csv, curves, videos, report.html',
   builder: (y) => y
     .option('ckpt', { type: 'string', demandOption: true, describe: 'video checkpoint (driftlab train-video); fitted correctors may ship in CKPT/correctors/NAME/' })
-    .option('correctors', { type: 'string', default: DEFAULT_CORRECTORS.join(','), describe: 'comma-separated; a+b chains two correctors' })
+    .option('correctors', { type: 'string', default: DEFAULT_CORRECTORS.join(','), describe: 'comma-separated; a+b chains two correctors; a module file (./my-corrector.mjs) or package adds your own' })
     .option('corrector-config', { type: 'string', describe: 'JSON per corrector: {"renoise": {"t": 100}, "kalman": {"dir": "fitted/"}}' })
     .option('horizon', { type: 'number', default: 300, describe: 'frames to generate after the K real context frames' })
     .option('rollouts', { type: 'number', default: 4, describe: 'rollouts per corrector (one batch)' })
@@ -43,7 +44,7 @@ export const driftCommand: CommandModule<any, any> = {
     .option('threads', { type: 'number', describe: 'onnx intra-op threads (default: all cores)' }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
-    const correctors = String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean);
+    const correctors = await resolveCorrectors(String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean));
     const r = await runDriftStudy({
       ckpt: a.ckpt, correctors, correctorConfig: parseCorrectorConfig(a.correctorConfig),
       horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), out: a.out, resume: a.resume,

@@ -5,6 +5,8 @@ import { initBackend, BackendName } from '../backend.js';
 import { DriftlabError } from '../util/errors.js';
 import { parseCorrectorConfig, positiveInt } from './common.js';
 import { parseIntList } from './drift.js';
+import { listCorrectors } from '../drift/correctors/index.js';
+import { resolveCorrectors } from '../drift/external.js';
 
 const list = (s: string) => String(s).split(',').map((v) => Number(v.trim())).filter((v) => Number.isFinite(v));
 const log = (l: string) => process.stderr.write(`${l}\n`);
@@ -85,7 +87,7 @@ const driftVsHorizon: CommandModule<any, any> = {
   describe: 'every corrector rolled out from the same frames: drift curves and a table at frames 10, 100, 1000 (10000)',
   builder: (y) => driftOptions(y)
     .option('ckpt', { type: 'string', describe: 'video checkpoint (default: the shipped mmnist-small)' })
-    .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller' })
+    .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller', describe: `comma-separated (a+b chains): ${listCorrectors().map((c) => c.name).join(', ')}, or a module file/package` })
     .option('horizon', { type: 'number', default: 1000, describe: 'frames per rollout' })
     .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call' })
     .option('corrector-config', { type: 'string', describe: 'JSON per corrector, as for driftlab drift' })
@@ -95,7 +97,7 @@ const driftVsHorizon: CommandModule<any, any> = {
     const { driftVsHorizon: run } = await import('../../experiments/drift-vs-horizon.js');
     const { DEFAULT_VIDEO_CKPT } = await import('./demo.js');
     const r = await run({
-      ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean),
+      ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: await resolveCorrectors(String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)),
       horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), chunk: positiveInt('chunk', a.chunk), seed: a.seed,
       engine: a.engine, root: a.root, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), log,
       correctorConfig: parseCorrectorConfig(a.correctorConfig), fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons),
