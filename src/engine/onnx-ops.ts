@@ -202,6 +202,15 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     return this.val(y, shape, perm);
   }
 
+  slice(x: GVal, axis: number, begin: number, size: number): GVal {
+    if (x.shape[axis] < 0) unsupported('slice', 'along the batch axis');
+    if (!(begin >= 0 && size >= 1 && begin + size <= x.shape[axis])) unsupported('slice', `[${begin}, ${begin + size}) of an axis of ${x.shape[axis]}`);
+    const y = this.node('Slice', [this.as(x, x.perm), this.i64([begin]), this.i64([begin + size]), this.i64([x.perm.indexOf(axis)])]);
+    const shape = [...x.shape];
+    shape[axis] = size;
+    return this.val(y, shape, x.perm);
+  }
+
   softmax(x: GVal): GVal {
     const y = this.node('Softmax', [this.as(x, x.perm)], [int('axis', x.perm.indexOf(x.shape.length - 1))]);
     return this.val(y, x.shape, x.perm);
