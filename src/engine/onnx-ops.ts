@@ -286,7 +286,9 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     if (bb > 0 || b > 1) unsupported('reshape', `of [${x.shape}] to [${target}]`);
     // The batch axis may be split (video: [B*F,H,W,C] -> [B,F,H*W,C]): its multiple is then a
     // fraction (-1/F x batch); ONNX only ever sees -1 there.
-    const shape = target.map((d) => (d < 0 ? (b ? -k / kk : k / kk) : d));
+    // rounded so that the same fraction reached by two routes (1/5 and 160/800) compares equal
+    const canon = (v: number) => (Number.isInteger(v) ? v : Math.round(v * 1e9) / 1e9);
+    const shape = target.map((d) => (d < 0 ? (b ? -canon(k / kk) : k / kk) : d));
     const [k2, b2] = sym(shape);
     const fixedOk = shape.every((d) => d < 0 || Number.isInteger(d));
     if (Math.abs(k2 - k) > 1e-9 * k || b2 !== b || !fixedOk || (!b && !Number.isInteger(shape[target.findIndex((d) => d < 0)] ?? 0))) {
