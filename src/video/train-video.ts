@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 /**
  * Clip training (`driftlab train-video`): the shared loop over Moving-MNIST windows, optionally
  * starting from an image checkpoint (spatial weights by name; temporal blocks start as identity).
@@ -25,6 +28,12 @@ export interface TrainVideoOptions extends RunCommon {
 /** The in-training check: 8 held-out windows at t = 300 and 700, EMA weights (a few seconds). */
 export const TRAIN_CHECK = { windows: 8, ts: [300, 700] };
 
+/** The image checkpoint by folder name and content hash: no path of this machine goes into config.json. */
+function imageRef(dir: string): { name: string; emaSha256: string | null } {
+  const ema = path.join(dir, 'ema.safetensors');
+  return { name: path.basename(path.resolve(dir)), emaSha256: fs.existsSync(ema) ? createHash('sha256').update(fs.readFileSync(ema)).digest('hex') : null };
+}
+
 export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   const p = o.preset, tc = p.train, v = p.model.video!;
   if (!(tc.steps >= 1 && Number.isInteger(tc.steps))) throw new DriftlabError(`--steps must be a positive integer, got ${tc.steps}`);
@@ -49,7 +58,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   }
   const config: CheckpointConfig = {
     format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective,
-    training: { preset: p.name, data: p.data, initImage: o.initImage ?? null, ...tc },
+    training: { preset: p.name, data: p.data, initImage: o.initImage ? imageRef(o.initImage) : null, ...tc },
   };
   const stream = new ClipStream({
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
