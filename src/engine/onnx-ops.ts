@@ -287,7 +287,7 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     // The batch axis may be split (video: [B*F,H,W,C] -> [B,F,H*W,C]): its multiple is then a
     // fraction (-1/F x batch); ONNX only ever sees -1 there.
     // rounded so that the same fraction reached by two routes (1/5 and 160/800) compares equal
-    const canon = (v: number) => (Number.isInteger(v) ? v : Math.round(v * 1e9) / 1e9);
+    const canon = (v: number) => (Number.isInteger(v) || Math.abs(1 / v - Math.round(1 / v)) > 1e-6 ? v : 1 / Math.round(1 / v));
     const shape = target.map((d) => (d < 0 ? (b ? -canon(k / kk) : k / kk) : d));
     const [k2, b2] = sym(shape);
     const fixedOk = shape.every((d) => d < 0 || Number.isInteger(d));
