@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MovingMnist, MovingMnistConfig } from '../../datasets/moving-mnist/index.js';
 import type { UNetConfig } from '../diffusion/config.js';
-import type { Prediction } from '../diffusion/objective.js';
+import { Prediction, outputToX0Eps } from '../diffusion/objective.js';
 import type { Denoiser } from '../diffusion/samplers.js';
 import type { Schedule } from '../diffusion/schedule.js';
 import { DriftlabError } from '../util/errors.js';
@@ -50,15 +50,9 @@ export interface ContextUseResult {
 
 type Data = MovingMnistConfig & { pool: number };
 
-/** x0 estimate from a network output, clipped to [-1,1] (float64 per element). */
+/** x0 estimate from a network output (objective.ts's reference conversion), clipped to [-1,1]. */
 function predictedX0(pred: Prediction, out: Float32Array, xt: Float32Array, abar: number): Float32Array {
-  const a = Math.sqrt(abar), c = Math.sqrt(1 - abar);
-  const x0 = new Float32Array(out.length);
-  for (let i = 0; i < out.length; i++) {
-    const v = pred === 'epsilon' ? (xt[i] - c * out[i]) / a : pred === 'x0' ? out[i] : a * xt[i] - c * out[i];
-    x0[i] = Math.max(-1, Math.min(1, v));
-  }
-  return x0;
+  return Float32Array.from(out, (o, i) => Math.max(-1, Math.min(1, outputToX0Eps(pred, o, xt[i], abar).x0)));
 }
 
 export async function contextUse(
