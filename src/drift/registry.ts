@@ -39,7 +39,14 @@ export function correctorInfo(name: string): CorrectorInfo | undefined {
 export function makeCorrector(name: string, ctx: CorrectorContext, config: Record<string, unknown> = {}): DriftCorrector {
   const f = factories.get(name);
   if (!f) throw new DriftlabError(`unknown corrector '${name}'; choose from ${[...factories.keys()].join(', ')}, or give a module file (./my-corrector.mjs)`);
-  const c = f.make(ctx, config);
+  let c: DriftCorrector;
+  try {
+    c = f.make(ctx, config);
+  } catch (e) {
+    // a user's module throwing a plain Error is still one line naming the module, not an internal error
+    if (e instanceof DriftlabError || !f.info.source) throw e;
+    throw new DriftlabError(`corrector '${name}' (${f.info.source.file}) failed to start: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
   if (!c || typeof c.correct !== 'function' || typeof c.reset !== 'function' || typeof c.describe !== 'function') {
     throw new DriftlabError(`corrector '${name}': its factory must return an object with describe(), reset() and correct(); see docs/CORRECTORS.md`);
   }
