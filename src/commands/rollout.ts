@@ -63,12 +63,13 @@ export const rolloutCommand: CommandModule<any, any> = {
     .option('video-frames', { type: 'number', default: 400, describe: 'frames in --video (every k-th frame when the rollout is longer)' })
     .option('fps', { type: 'number', default: 8 }),
   handler: async (a) => {
+    // corrector modules first: a missing or malformed one fails before any model is loaded
+    const names = (await resolveCorrectors([String(a.corrector)], ',')).join(',').split(',');
     await initBackend(a.backend as BackendName);
     const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine, threads: a.threads });
     try {
       if (!p.config.model.video) throw new DriftlabError(`${a.ckpt} is an image checkpoint; rollouts need a video checkpoint from 'driftlab train-video'`);
       process.stderr.write(`driftlab: ${p.engine.line}\n`);
-      const names = (await resolveCorrectors([String(a.corrector)], ',')).join(',').split(',');
       const cfg = parseCorrectorConfig(a.correctorConfig, 'corrector-config', true);
       const K = a.context === undefined ? p.config.model.video.contextFrames : Number(a.context);
       const rng = new Rng(a.seed).fork('corrector');
