@@ -52,7 +52,14 @@ const CHECK_JS = `
 import * as dl from 'driftlab';
 const missing = ${JSON.stringify(FUNCTIONS)}.filter((k) => typeof dl[k] !== 'function');
 const s = dl.makeSchedule({ timesteps: 10 });
-console.log(JSON.stringify({ missing, correctors: dl.listCorrectors().map((c) => c.name), T: s.T, abar9: s.alphasCumprod[9], internal: 'unetForward' in dl }));
+// a perfect eps-prediction: x_t = addNoise(x0, eps, t), out = eps; one DDIM step to the end must give x0
+await dl.initBackend('cpu', { quiet: true });
+const x0 = Float32Array.from({ length: 8 }, (_, i) => i / 4 - 1), eps = Float32Array.from({ length: 8 }, (_, i) => Math.cos(i));
+const xt = dl.addNoise(s, x0, eps, new Array(8).fill(7));
+const r = dl.step(s, 'epsilon', dl.tf.tensor4d(eps, [2, 2, 2, 1]), dl.tf.tensor4d(xt, [2, 2, 2, 1]), 7, -1);
+const prev = Array.from(r.prev.dataSync()), predX0 = Array.from(r.predX0.dataSync());
+console.log(JSON.stringify({ missing, correctors: dl.listCorrectors().map((c) => c.name), T: s.T, abar9: s.alphasCumprod[9], internal: 'unetForward' in dl,
+  stepErr: Math.max(...prev.map((v, i) => Math.abs(v - x0[i])), ...predX0.map((v, i) => Math.abs(v - x0[i]))) }));
 `;
 
 // strict TypeScript against the published .d.ts: a corrector written and registered by a user
@@ -97,6 +104,7 @@ function checkImports(app: string) {
   for (let t = 0; t < 10; t++) abar *= 1 - (1e-4 + ((0.02 - 1e-4) * t) / 9);
   assert.ok(Math.abs(got.abar9 - abar) < 1e-12, `abar_9 ${got.abar9} vs ${abar}`);
   assert.is(got.internal, false, 'an internal function leaked into the public entry');
+  assert.ok(got.stepErr < 1e-5, `step() with the true eps does not land on x0: error ${got.stepErr}`);
 }
 
 /** examples/library-tour.mjs from the package as installed in app: train, continue, roll out, score. */
@@ -123,6 +131,7 @@ test('package.json exports point at built files, and pack ships them (not the te
   const e = pkg.exports['.'];
   for (const f of [e.types, e.import, pkg.types, pkg.main, pkg.bin.driftlab]) assert.ok(fs.existsSync(path.join(ROOT, f)), `${f} missing`);
   for (const f of pkg.files) assert.not.ok(/test|bench/.test(f), `files ships ${f}`);
+  assert.ok(pkg.optionalDependencies['onnxruntime-node'] && !pkg.dependencies['onnxruntime-node'], 'onnxruntime-node must stay optional (offline installs)');
 });
 
 test("a consumer project imports 'driftlab' in JS and strict TypeScript, and runs examples/library-tour.mjs", () => {
@@ -132,6 +141,61 @@ test("a consumer project imports 'driftlab' in JS and strict TypeScript, and run
   checkImports(app);
   typecheck(app);
   tour(app, path.join(app, 'node_modules', 'driftlab'));
+});
+
+/** A lockfile for the consumer: the tarball plus driftlab's own locked (non-dev) dependency tree. */
+function consumerLock(app: string, tgz: string) {
+  const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
+  const spec = `file:${path.relative(app, tgz)}`;
+  const packages: Record<string, unknown> = {
+    '': { name: 'consumer', version: '1.0.0', dependencies: { driftlab: spec } },
+    'node_modules/driftlab': {
+      version: pkg.version, resolved: spec, integrity: `sha512-${createHash('sha512').update(fs.readFileSync(tgz)).digest('base64')}`,
+      license: pkg.license, dependencies: pkg.dependencies, optionalDependencies: pkg.optionalDependencies, bin: pkg.bin, engines: pkg.engines,
+    },
+  };
+  for (const [k, v] of Object.entries(lock.packages as Record<string, any>)) if (k && !v.dev) packages[k] = v;
+  const manifest = JSON.parse(fs.readFileSync(path.join(app, 'package.json'), 'utf8'));
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ ...manifest, dependencies: { driftlab: spec } }, null, 2));
+  fs.writeFileSync(path.join(app, 'package-lock.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2));
+}
+
+/** This process's environment without npm's or onnxruntime's settings (a consumer has none) and with no reachable proxy. */
+function offlineEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(npm_|onnxruntime_node)/i.test(k)) env[k] = v;
+  const dead = 'http://127.0.0.1:9';
+  return { ...env, HTTP_PROXY: dead, HTTPS_PROXY: dead, http_proxy: dead, https_proxy: dead, GLOBAL_AGENT_HTTP_PROXY: dead, GLOBAL_AGENT_HTTPS_PROXY: dead, NO_PROXY: '' };
+}
+
+const gated = process.env.DRIFTLAB_TEST_INSTALL === '1' ? test : test.skip;
+gated('npm pack, npm install --offline into a fresh project (no .npmrc), then the examples and the CLI from that install', () => {
+  const work = tempDir('driftlab-pack-');
+  const packed = run('npm', ['pack', '--ignore-scripts', '--pack-destination', work], ROOT);
+  assert.is(packed.code, 0, packed.err);
+  const tgz = path.join(work, packed.out.trim().split('\n').pop()!);
+  const app = path.join(work, 'app');
+  fs.mkdirSync(app);
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+  consumerLock(app, tgz);
+  const env = offlineEnv();
+  const inst = run('npm', ['install', '--offline', '--no-audit', '--no-fund'], app, env);
+  assert.is(inst.code, 0, `offline install failed:\n${inst.err}`);
+  const installed = path.join(app, 'node_modules', 'driftlab');
+  assert.ok(fs.existsSync(path.join(installed, 'dist', 'src', 'index.js')));
+  assert.not.ok(fs.existsSync(path.join(installed, 'dist', 'test')), 'tests shipped');
+  checkImports(app);
+  typecheck(app);
+  tour(app, installed);
+  // the CLI from the install, with the example corrector file, and one clear line when onnxruntime-node is absent
+  const ckpt = path.join(app, 'tour', 'model');
+  const cli = run(path.join(app, 'node_modules', '.bin', 'driftlab'), ['rollout', '--ckpt', ckpt, '--out', 'cli-run', '--corrector', './node_modules/driftlab/examples/blend-corrector.mjs', '--horizon', '2', '--rollouts', '1', '--steps', '2'], app, env);
+  assert.is(cli.code, 0, cli.err);
+  const runJson = JSON.parse(fs.readFileSync(path.join(app, 'cli-run', 'run.json'), 'utf8'));
+  assert.is(runJson.corrector.name, 'blend');
+  // offline, onnxruntime-node's postinstall cannot fetch its CUDA libraries, so npm drops the optional package
+  if (!fs.existsSync(path.join(app, 'node_modules', 'onnxruntime-node'))) assert.match(cli.err, /onnx engine unavailable, using tfjs: onnxruntime-node is not installed/);
+  else assert.match(cli.err, /engine onnxruntime-node/);
 });
 
 test.run();
