@@ -24,7 +24,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('context-dropout', { type: 'number', describe: 'probability of training a window with a blank context (0 = never; history guidance needs > 0)' })
     .option('independent-t', { type: 'boolean', describe: 'one noise level per target frame (Diffusion Forcing) instead of one per window' })
     .option('prediction', { choices: ['epsilon', 'v', 'x0'], describe: "what the network predicts (default: the preset's)" })
-    .option('weighting', { choices: ['uniform', 'min-snr'], describe: "loss weighting over t (default: the preset's)" })
+    .option('loss-weighting', { choices: ['uniform', 'min-snr'], describe: "per-timestep loss weight (default: the preset's)" })
     .option('snr-gamma', { type: 'number', describe: 'gamma of min-SNR weighting' })
     .option('check-every', { type: 'number', describe: 'log the context-use check to context-use.jsonl every N steps (default: every checkpoint; 0 = never)' })
     .option('stochastic', { type: 'boolean', describe: 'train on SMMNIST (random direction at each bounce)' })
@@ -46,7 +46,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     }
     if (a.independentT !== undefined) tc.independentT = a.independentT;
     if (a.prediction !== undefined) p.objective.prediction = a.prediction;
-    if (a.weighting !== undefined) p.objective.weighting = a.weighting;
+    if (a.lossWeighting !== undefined) p.objective.weighting = a.lossWeighting;
     if (a.snrGamma !== undefined) {
       if (!(Number(a.snrGamma) > 0)) throw new DriftlabError(`--snr-gamma must be > 0, got ${a.snrGamma}`);
       p.objective.snrGamma = Number(a.snrGamma);

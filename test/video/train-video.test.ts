@@ -77,7 +77,7 @@ test('--init-image: spatial weights come from the image checkpoint, temporal one
 test('train-video CLI: recipe flags reach config.json; bad values are one error line and write nothing', () => {
   const out = path.join(dir, 'cli-flags');
   const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--out', out, '--seed', '4',
-    '--context-dropout', '0.25', '--independent-t', '--prediction', 'x0', '--weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
+    '--context-dropout', '0.25', '--independent-t', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
   assert.equal(cfg.objective, { prediction: 'x0', weighting: 'min-snr', snrGamma: 2 });
