@@ -20,6 +20,8 @@
  *   -minsnr     min-SNR-5 loss weighting
  *   -drop       10% context dropout (blank context; needed by history guidance)
  *   -df         one noise level per target frame (Diffusion Forcing; with 2+ targets)
+ *   -cnL        context noise augmentation: context frames shown at t ~ U{0..L} (robustness to
+ *               the model's own imperfect frames; the context-noise corrector's training half)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -48,7 +50,9 @@ export function recipeArm(name: string): (p: VideoPreset) => void {
   const parts = name.slice(trunk.length).split('-').filter(Boolean);
   const pred = parts.filter((x) => x in PREDICTIONS);
   if (pred.length !== 1) throw new DriftlabError(`arm '${name}' must name one prediction target: -eps, -v or -x0`);
-  for (const x of parts) if (!(x in PREDICTIONS) && !FLAGS.includes(x)) throw new DriftlabError(`arm '${name}': unknown part '${x}'; choose from ${[...Object.keys(PREDICTIONS), ...FLAGS].join(', ')}`);
+  const cn = parts.filter((x) => /^cn\d+$/.test(x)).map((x) => Number(x.slice(2)));
+  if (cn.length > 1 || cn.some((L) => !(L >= 1 && L < 1000))) throw new DriftlabError(`arm '${name}': at most one -cnL with L in 1..999`);
+  for (const x of parts) if (!(x in PREDICTIONS) && !FLAGS.includes(x) && !/^cn\d+$/.test(x)) throw new DriftlabError(`arm '${name}': unknown part '${x}'; choose from ${[...Object.keys(PREDICTIONS), ...FLAGS, 'cnL'].join(', ')}`);
   if (parts.includes('df') && !trunk.startsWith('concat2') && !trunk.startsWith('attn')) throw new DriftlabError(`arm '${name}': -df needs 2 or more targets (attn or concat2)`);
   return (p) => {
     const v = p.model.video!;
@@ -66,6 +70,7 @@ export function recipeArm(name: string): (p: VideoPreset) => void {
     p.train.batchSize = Math.max(1, Math.round(baseBatch / targets));
     p.objective = { ...p.objective, prediction: PREDICTIONS[pred[0]], weighting: parts.includes('minsnr') ? 'min-snr' : 'uniform' };
     p.train.contextDropout = parts.includes('drop') ? 0.1 : 0;
+    p.train.maxContextT = cn[0] ?? 0;
     if (parts.includes('df')) p.train.independentT = true;
     else delete p.train.independentT;
   };

@@ -140,7 +140,7 @@ const videoRecipe: CommandModule<any, any> = {
   command: 'video-recipe',
   describe: 'video recipes (conditioning, prediction target, weighting, dropout) at equal wall time: context use, trajectory error at frames 1/10/50, tracking horizon',
   builder: (y) => trainOptions(y)
-    .option('arms', { type: 'string', default: 'attn-eps,attn-v,concat-eps,concat-v,concat-v-minsnr,concat-v-drop', describe: 'comma-separated recipes: a trunk (attn, attn-full, concat, concat2, concat2-attn), a target (-eps, -v, -x0) and flags (-minsnr, -drop, -df); see experiments/video-recipe.ts' })
+    .option('arms', { type: 'string', default: 'attn-eps,attn-v,concat-eps,concat-v,concat-v-minsnr,concat-v-drop', describe: 'comma-separated recipes: a trunk (attn, attn-full, concat, concat2, concat2-attn), a target (-eps, -v, -x0) and flags (-minsnr, -drop, -df, -cnL context noise up to t = L); see experiments/video-recipe.ts' })
     .option('minutes', { type: 'number', default: 25, describe: 'training wall time per arm (equal wall time); 0 = use --train-steps instead' })
     .option('train-steps', { type: 'number', default: 100000, describe: 'training steps per arm (a cap when --minutes is set)' })
     .option('horizon', { type: 'number', default: 50, describe: 'frames per rollout' })

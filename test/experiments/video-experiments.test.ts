@@ -96,6 +96,10 @@ test('video-recipe: arm names map to the recipes they name; bad names fail befor
   throwsDriftlab(() => recipeArm('concat-v-eps'), /one prediction target/);
   throwsDriftlab(() => recipeArm('concat-v-fast'), /unknown part 'fast'/);
   throwsDriftlab(() => recipeArm('concat-v-df'), /-df needs 2 or more targets/);
+  throwsDriftlab(() => recipeArm('concat-v-cn0'), /-cnL with L in 1..999/);
+  const n = getVideoPreset('mmnist-small');
+  recipeArm('concat-v-cn100')(n);
+  assert.is(n.train.maxContextT, 100);
 });
 
 test('video-recipe: a table of context use, trajectory error and tracking horizon per arm beside the baselines; a wall-time budget is spent once', async () => {
