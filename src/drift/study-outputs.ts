@@ -196,13 +196,13 @@ export async function writeStudyOutputs(
     const series: Series[] = d.runs.map((r) => {
       const s = xs.map((k) => statsAt(m.perFrame.get(r.name)![key], K, N, k));
       const clean = (v: number) => (Number.isFinite(v) ? v : 99);
-      return { name: r.name, x: xs, y: s.map((v) => clean(v.mean)), band: N > 1 ? { lo: s.map((v) => clean(v.min)), hi: s.map((v) => clean(v.max)) } : undefined, color: colors.get(r.name) };
+      return { name: r.name, x: xs, y: s.map((v) => clean(v.mean)), band: N > 1 && !r.baseline ? { lo: s.map((v) => clean(v.min)), hi: s.map((v) => clean(v.max)) } : undefined, color: colors.get(r.name) };
     });
     if (key === 'traj' && m.trajFloor) series.push({ name: 'real (recovery floor)', x: xs, y: xs.map((k) => statsAt(m.trajFloor!, K, N, k).mean), color: '#000000' });
     if (key === 'traj') series.push({ name: `tracking threshold ${thr} px`, x: [1, H], y: [thr, thr], color: '#999999' });
     writeChart(path.join(plotDir, key), { title: `${LABEL[key]} against frame index`, xlabel: 'generated frame k', ylabel: LABEL[key], series });
     const extra = key === 'traj' ? ` The grey line is the tracking threshold: the ${horizonCol} column gives where each mean curve first crosses it.` : '';
-    figures.push({ id: key, title: `${LABEL[key]} per frame`, caption: `${summary.metrics[key]}. Line: mean over ${N} rollouts; band: min to max. copy-last and blank are the trivial baselines.${extra}`, svg: path.join(plotDir, `${key}.svg`), png: path.join(plotDir, `${key}.png`) });
+    figures.push({ id: key, title: `${LABEL[key]} per frame`, caption: `${summary.metrics[key]}. Line: mean over ${N} rollouts; band: min to max (none for the trivial baselines copy-last and blank).${extra}`, svg: path.join(plotDir, `${key}.svg`), png: path.join(plotDir, `${key}.png`) });
     files.push(`plots/${key}.svg`, `plots/${key}.png`);
   }
   const fSeries: Series[] = [...m.frechet].map(([name, c]) => ({ name: name === 'truth' ? 'real (truth)' : name, x: c.start, y: c.frechet, color: name === 'truth' ? '#000000' : colors.get(name) }));
