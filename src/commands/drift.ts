@@ -6,7 +6,7 @@ import { ENGINE_CHOICES } from '../engine/select.js';
 import { resolveCorrectors } from '../drift/external.js';
 import { DEFAULT_CORRECTORS, runDriftStudy } from '../drift/study.js';
 import { DriftlabError } from '../util/errors.js';
-import { parseCorrectorConfig, positiveInt } from './common.js';
+import { parseCorrectorConfig, positiveInt, positiveNumber } from './common.js';
 
 export function parseIntList(name: string, s: unknown, min = 0): number[] {
   const parts = String(s ?? '').split(',').map((v) => v.trim()).filter(Boolean);
@@ -40,6 +40,8 @@ export const driftCommand: CommandModule<any, any> = {
     .option('video-frames', { type: 'number', default: 300, describe: 'frames in the side-by-side video (one in k beyond that)' })
     .option('fps', { type: 'number', default: 10 })
     .option('mp4', { type: 'boolean', default: true, describe: 'also write MP4 when ffmpeg is available (--no-mp4 to skip)' })
+    .option('baselines', { type: 'boolean', default: true, describe: 'score the trivial baselines copy-last (repeat the last context frame) and blank beside the correctors (--no-baselines to skip)' })
+    .option('track-threshold', { type: 'number', default: 8, describe: 'tracking horizon = first frame whose mean trajectory error exceeds this many canvas px' })
     .option('engine', { choices: ENGINE_CHOICES, default: 'auto' })
     .option('threads', { type: 'number', describe: 'onnx intra-op threads (default: all cores)' }),
   handler: async (a) => {
@@ -52,6 +54,7 @@ export const driftCommand: CommandModule<any, any> = {
       engine: a.engine, threads: a.threads, fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons),
       frechetBin: a.frechetBin === undefined ? undefined : positiveInt('frechet-bin', a.frechetBin),
       reportFrames: parseIntList('report-frames', a.reportFrames, 1), refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips),
+      baselines: a.baselines, trackThreshold: positiveNumber('track-threshold', a.trackThreshold),
       fitClips: positiveInt('fit-clips', a.fitClips), videoFrames: positiveInt('video-frames', a.videoFrames), fps: a.fps, mp4: a.mp4,
       command: `driftlab ${process.argv.slice(2).join(' ')}`,
     });
