@@ -4,7 +4,6 @@
  * permutation, Convs work NCHW):
  *
  *   sum              ReduceSum (axes as an input, opset 13+)
- *   sliceAxis        Slice
  *   conv2dGradInput  ConvTranspose with the forward's OIHW weight ([Cout,Cin,KH,KW] is exactly
  *                    ConvTranspose's [C_in, C_out, kH, kW]); output_padding recovers the input size
  *   conv2dGradWeight Conv with batch and channel axes swapped: x as [Cin,B,H,W] convolved with dy
@@ -35,11 +34,6 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
     if (keepDims) return this.val(y, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)), x.perm);
     const drop = (a: number) => a - axes.filter((b) => b < a).length;
     return this.val(y, x.shape.filter((_, i) => !axes.includes(i)), x.perm.filter((a) => !axes.includes(a)).map(drop));
-  }
-
-  sliceAxis(x: GVal, axis: number, start: number, end: number): GVal {
-    const y = this.node('Slice', [this.as(x, x.perm), this.i64([start]), this.i64([end]), this.i64([x.perm.indexOf(axis)])]);
-    return this.val(y, x.shape.map((d, i) => (i === axis ? end - start : d)), x.perm);
   }
 
   conv2dGradInput(dy: GVal, w: GVal, xShape: number[], stride: number, pad: number): GVal {

@@ -52,6 +52,7 @@ export class Tape<T> implements Ops<Var<T>> {
   reshape(x: Var<T>, shape: number[]): Var<T> { return this.rec(RULES.reshape, [x], shape); }
   transpose(x: Var<T>, perm: number[]): Var<T> { return this.rec(RULES.transpose, [x], perm); }
   concat(xs: Var<T>[], axis: number): Var<T> { return this.rec(RULES.concat, xs, axis); }
+  slice(x: Var<T>, axis: number, begin: number, size: number): Var<T> { return this.rec(RULES.slice, [x], { axis, begin, size }); }
   softmax(x: Var<T>): Var<T> { return this.rec(RULES.softmax, [x], null); }
   mean(x: Var<T>, axis: number, keepDims = false): Var<T> { return this.rec(RULES.mean, [x], { axis, keepDims }); }
   broadcastTo(x: Var<T>, shape: number[]): Var<T> { return this.rec(RULES.broadcastTo, [x], shape); }

@@ -15,8 +15,6 @@ import type { Ops } from './ops.js';
 export interface GradOps<T> extends Ops<T> {
   /** sum over the given axes */
   sum(x: T, axes: number[], keepDims?: boolean): T;
-  /** x[..., start:end, ...] along one axis */
-  sliceAxis(x: T, axis: number, start: number, end: number): T;
   /** d conv2d / dx: dy [B,Ho,Wo,Cout], w [KH,KW,Cin,Cout] -> [B,H,W,Cin] (xShape) */
   conv2dGradInput(dy: T, w: T, xShape: number[], stride: number, pad: number): T;
   /** d conv2d / dw: x [B,H,W,Cin], dy [B,Ho,Wo,Cout] -> [KH,KW,Cin,Cout] (wShape) */
@@ -115,10 +113,20 @@ export const RULES = {
       return xs.map((x, i) => {
         const n = o.shape(x!)[axis];
         start += n;
-        return need[i] ? o.sliceAxis(dy, axis, start - n, start) : null;
+        return need[i] ? o.slice(dy, axis, start - n, n) : null;
       });
     },
   } as Rule<number>,
+  slice: {
+    forward: (o, xs, a) => o.slice(X(xs, 0), a.axis, a.begin, a.size),
+    vjp: (o, dy, xs, _y, a) => { // dy back in place, zeros before and after along the axis
+      const shape = o.shape(X(xs, 0));
+      const zeros = (n: number) => o.broadcastTo(o.constant(new Float32Array(1), shape.map(() => 1)), shape.map((d, i) => (i === a.axis ? n : d)));
+      const after = shape[a.axis] - a.begin - a.size;
+      const parts = [...(a.begin > 0 ? [zeros(a.begin)] : []), dy, ...(after > 0 ? [zeros(after)] : [])];
+      return [parts.length > 1 ? o.concat(parts, a.axis) : dy];
+    },
+  } as Rule<{ axis: number; begin: number; size: number }>,
   softmax: {
     forward: (o, xs) => o.softmax(X(xs, 0)),
     vjp: (o, dy, _xs, y) => { // y (dy - sum(dy y))

@@ -100,6 +100,12 @@ export const refOps: Ops<R> = {
     }
     return new R(out, s);
   },
+  slice(x, axis, begin, n) {
+    const s = x.s.map((d, i) => (i === axis ? n : d)), st = strides(x.s);
+    const out = new Float64Array(size(s));
+    for (let i = 0; i < out.length; i++) { const idx = unravel(i, s); idx[axis] += begin; out[i] = x.d[idx.reduce((o, v, k) => o + v * st[k], 0)]; }
+    return new R(out, s);
+  },
   softmax(x) {
     const n = x.s[x.s.length - 1], out = new Float64Array(x.d.length);
     for (let r = 0; r < x.d.length; r += n) {
