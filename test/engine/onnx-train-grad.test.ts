@@ -29,7 +29,8 @@ function batchFor(c: UNetConfig, rows: number, seed: number, frames?: number): T
     x0: rng.normals(rows * D), eps: rng.normals(rows * D), t: Int32Array.from({ length: rows }, () => rng.int(1000)), frames,
   };
   if (c.numClasses > 0) b.labels = Int32Array.from({ length: rows }, (_, i) => (i === 0 ? c.numClasses : rng.int(c.numClasses)));
-  if (frames) b.weights = normaliseWeights(Float32Array.from({ length: rows }, (_, i) => (i % frames < 2 ? 0 : 1)));
+  const K = c.video?.conditioning === 'concat' ? c.video.contextFrames : 2; // frames with no loss
+  if (frames) b.weights = normaliseWeights(Float32Array.from({ length: rows }, (_, i) => (i % frames < K ? 0 : 1)));
   return b;
 }
 
@@ -96,6 +97,25 @@ test('mmnist-tiny (temporal attention, relative position bias, per-frame loss we
 test('mmnist-tiny with a causal mask', async () => {
   const c = getVideoPreset('mmnist-tiny').model;
   await check({ ...c, video: { ...c.video!, causal: true } }, c.video!.frames, 9, c.video!.frames);
+});
+
+/**
+ * Concat conditioning (video/st-unet.ts, the mmnist-small recipe): context frames become input
+ * channels of each target (slices of the input, which need no gradient), the U-Net runs on the
+ * targets only, and the output concat of zero context rows and targets sends the cotangent back
+ * through a slice. 3 context + 3 targets covers the frame embedding and the broadcast; 3 + 1 is
+ * mmnist-small's shape (no embedding, no broadcast), with v-prediction.
+ */
+test('mmnist-tiny with concat conditioning (3 context frames as channels of 3 targets): onnx gradients = tfjs autodiff', async () => {
+  const c = getVideoPreset('mmnist-tiny').model;
+  await check({ ...c, video: { ...c.video!, conditioning: 'concat' } }, 2 * c.video!.frames, 11, c.video!.frames);
+});
+
+test('concat conditioning with one target, as mmnist-small (temporal attention off, v-prediction)', async () => {
+  const c = getVideoPreset('mmnist-tiny').model;
+  const v = { ...c.video!, frames: 4, contextFrames: 3, temporal: [false, false], temporalMid: false, conditioning: 'concat' as const };
+  const frames = v.frames;
+  await check({ ...c, video: v }, 2 * frames, 13, frames, { ...DEFAULT_OBJECTIVE, prediction: 'v' });
 });
 
 test.run();

@@ -126,6 +126,18 @@ test('reshape, transpose (to a conv layout and back), concat', async () => {
   await checkOp([X([2, 3, 3, 2]), X([2, 3, 3, 3])], (o, [a, b]) => o.concat([a, b], 3));
   await checkOp([X([2, 3]), X([1, 3]), X([2, 3])], (o, [a, b, c]) => o.concat([a, b, c], 0));
 });
+test('slice: first, middle and last parts, whole axis, and after a conv (NCHW layout)', async () => {
+  await checkOp([X([2, 5, 3])], (o, [a]) => o.slice(a, 1, 0, 2));
+  await checkOp([X([2, 5, 3])], (o, [a]) => o.slice(a, 1, 1, 3));
+  await checkOp([X([2, 5, 3])], (o, [a]) => o.slice(a, 2, 2, 1));
+  await checkOp([X([2, 5, 3])], (o, [a]) => o.slice(a, 0, 0, 2));
+  await checkOp([X([1, 3, 3, 2]), X([1, 1, 2, 4]), X([4])], (o, [a, w, b]) => o.slice(o.conv2d(a, w, b, 1, 0), 3, 1, 2));
+  // two slices of one value (gradients add) and the slice+broadcast+concat of concat conditioning
+  await checkOp([X([2, 4, 2, 2, 1])], (o, [x]) => {
+    const ctx = o.reshape(o.transpose(o.slice(x, 1, 0, 2), [0, 2, 3, 1, 4]), [2, 1, 2, 2, 2]);
+    return o.concat([o.slice(x, 1, 2, 2), o.broadcastTo(ctx, [-1, 2, -1, -1, -1])], 4);
+  });
+});
 test('softmax, mean (kept and dropped axis), broadcastTo', async () => {
   await checkOp([X([2, 3, 5])], (o, [a]) => o.softmax(a));
   await checkOp([X([2, 3, 4])], (o, [a]) => o.mean(a, 1, true));
