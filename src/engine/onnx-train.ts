@@ -5,15 +5,19 @@
  * format) only when read for a checkpoint, so a run resumes on either engine.
  *
  * Devices: cpu (intra-op threads = all cores by default), or cuda where onnxruntime-node was
- * installed with its CUDA binaries (Linux x64; see docs/ONNX.md).
+ * installed with its CUDA binaries (Linux x64; see README, "Training on onnxruntime").
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type { UNetConfig } from '../diffusion/config.js';
-import type { FlatLayout } from '../diffusion/model.js';
-import type { AdamWConfig } from '../diffusion/optim.js';
+import { modelParamSpecs } from '../diffusion/arch.js';
+import { TrainBatch, prepareBatch } from '../diffusion/grad.js';
+import { FlatLayout, flatLayout } from '../diffusion/model.js';
+import { AdamWConfig, emaDecay } from '../diffusion/optim.js';
+import { Schedule, makeSchedule } from '../diffusion/schedule.js';
+import type { StepResult, StepSettings, TrainEngine, TrainEngineOptions, TrainState } from '../diffusion/train-engine.js';
 import { DriftlabError } from '../util/errors.js';
 import { loadOrt } from './onnx-engine.js';
 import { STEP_SCALARS, buildTrainGraph } from './train-graph.js';
@@ -53,18 +57,24 @@ export function cudaMissing(): string | null {
   const bin = path.join(dir, 'bin');
   const has = (d: string): boolean => fs.readdirSync(d, { withFileTypes: true }).some((e) =>
     e.isDirectory() ? has(path.join(d, e.name)) : e.name.startsWith('libonnxruntime_providers_cuda'));
-  return fs.existsSync(bin) && has(bin) ? null : 'onnxruntime-node was installed without its CUDA execution provider (see docs/ONNX.md, "Training on a GPU")';
+  return fs.existsSync(bin) && has(bin) ? null : 'onnxruntime-node was installed without its CUDA execution provider (ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node, see README "Training on onnxruntime"), or use --device cpu';
 }
 
-async function openSession(bytes: Uint8Array, o: OnnxTrainOptions): Promise<{ ort: Ort; session: Session; threads: number; line: string }> {
-  const status = await loadOrt();
-  if (!status.ort) throw new DriftlabError(`${status.error}; --engine onnx needs it (npm install onnxruntime-node), or use --engine tfjs`);
+/** Refuse an unusable device before any graph is built (one line). */
+function checkDevice(o: OnnxTrainOptions): Device {
   const device = o.device ?? 'cpu';
   if (!DEVICES.includes(device)) throw new DriftlabError(`unknown device '${device}'; choose one of ${DEVICES.join(', ')}`);
   if (device === 'cuda') {
     const why = cudaMissing();
     if (why) throw new DriftlabError(`--device cuda: ${why}`);
   }
+  return device;
+}
+
+async function openSession(bytes: Uint8Array, o: OnnxTrainOptions): Promise<{ ort: Ort; session: Session; threads: number; line: string }> {
+  const status = await loadOrt();
+  if (!status.ort) throw new DriftlabError(`${status.error}; --engine onnx needs it (npm install onnxruntime-node), or use --engine tfjs`);
+  const device = checkDevice(o);
   const threads = o.threads ?? os.availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) throw new DriftlabError(`--threads must be a positive integer, got ${threads}`);
   let session: Session;
@@ -138,6 +148,7 @@ export class OnnxTrainer {
   ) {}
 
   static async create(config: UNetConfig, layout: FlatLayout, adam: AdamWConfig, rows: number, frames?: number, o: OnnxTrainOptions = {}): Promise<OnnxTrainer> {
+    checkDevice(o);
     const { ort, session, line } = await openSession(buildTrainGraph(config, { rows, frames, adam }).bytes, o);
     const tr = new OnnxTrainer(ort, config, layout, adam, o, line, frames);
     tr.sessions.set(rows, session);
@@ -188,8 +199,10 @@ export class OnnxTrainer {
     for (const k of STEP_SCALARS) feeds[k] = new this.ort.Tensor('float32', Float32Array.of(scalars[k]), []);
     for (const slot of SLOTS) for (const p of this.layout.specs) feeds[`${slot}:${p.name}`] = this.tensor(slot, p.name);
     const r = await (await this.session(rows)).run(feeds);
-    for (const slot of SLOTS) for (const p of this.layout.specs) this.state.set(`${slot}:${p.name}`, r[`new_${slot}:${p.name}`]);
-    return { loss: (r.loss.data as Float32Array)[0], gradNorm: (r.grad_norm.data as Float32Array)[0] };
+    const loss = (r.loss.data as Float32Array)[0];
+    // a non-finite loss keeps the last good state (as the tfjs engine does, which never applies it)
+    if (Number.isFinite(loss)) for (const slot of SLOTS) for (const p of this.layout.specs) this.state.set(`${slot}:${p.name}`, r[`new_${slot}:${p.name}`]);
+    return { loss, gradNorm: (r.grad_norm.data as Float32Array)[0] };
   }
 
   async release(): Promise<void> {
@@ -197,4 +210,44 @@ export class OnnxTrainer {
     this.sessions.clear();
     this.state.clear();
   }
+}
+
+/**
+ * diffusion/train-engine.ts's engine on onnxruntime: the host prepares the batch (grad.ts
+ * prepareBatch: x_t, target, weights) and the per-step scalars; one session run does the rest.
+ */
+export class OnnxTrainEngine implements TrainEngine {
+  readonly name = 'onnx';
+  private constructor(private readonly tr: OnnxTrainer, private readonly o: TrainEngineOptions, private adamStep: number, private readonly schedule: Schedule) {}
+
+  get line(): string { return this.tr.line; }
+
+  static async create(o: TrainEngineOptions): Promise<OnnxTrainEngine> {
+    const { model } = o.config;
+    const layout = flatLayout(modelParamSpecs(model));
+    if (o.state.params.length !== layout.size) throw new Error(`training state has ${o.state.params.length} values, the model ${layout.size}`);
+    const tr = await OnnxTrainer.create(model, layout, o.adam, o.rows, model.video?.frames, { threads: o.threads, device: o.device });
+    const { params: p, m, v, ema } = o.state;
+    tr.setState({ p, m, v, ema });
+    return new OnnxTrainEngine(tr, o, o.state.adamStep, makeSchedule(o.config.schedule));
+  }
+
+  async step(batch: TrainBatch, s: StepSettings): Promise<StepResult> {
+    const frames = this.o.config.model.video?.frames;
+    if (batch.frames !== frames) throw new Error(`onnx training graph built for ${frames ?? 'no'} frames per clip, batch has ${batch.frames ?? 'none'}`);
+    const { xt, target, w } = prepareBatch(this.schedule, this.o.config.objective, batch);
+    const step = this.adamStep + 1;
+    const r = await this.tr.step({ xt, t: batch.t, labels: batch.labels, target, w }, { lr: s.lr, step, maxNorm: s.gradClip, emaDecay: emaDecay(s.emaDecay, this.adamStep) });
+    if (Number.isFinite(r.loss)) this.adamStep = step;
+    return r;
+  }
+
+  state(): TrainState {
+    const n = this.tr.layout.size;
+    const st = { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n), ema: new Float32Array(n) };
+    this.tr.readState(st);
+    return { params: st.p, ema: st.ema, m: st.m, v: st.v, adamStep: this.adamStep };
+  }
+
+  close(): Promise<void> { return this.tr.release(); }
 }
