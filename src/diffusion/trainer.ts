@@ -132,8 +132,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     config, adam: { ...DEFAULT_ADAMW, lr: h.lr, weightDecay: h.weightDecay }, state: init, rows: o.itemsPerStep,
     workers: o.workers, backend: o.backend, threads: o.threads, device: o.device, say: o.quiet ? null : undefined,
   });
-  const progress = o.quiet ? null : new Progress({ total: o.total, label: o.label, unit: 'step' });
-  if (progress && step > 0) progress.tick(step);
+  const progress = o.quiet ? null : new Progress({ total: o.total, label: o.label, unit: 'step', initial: step });
   const started = Date.now();
   const deadline = o.minutes ? started + o.minutes * 60_000 : Infinity;
   const losses: number[] = [];

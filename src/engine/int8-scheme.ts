@@ -38,7 +38,8 @@ export function describeScheme(scheme: Int8Scheme): string {
     : 'full-range (8-bit weights x uint8 activations: saturates on x86 without VNNI)';
 }
 
-export type Int8Kernel = 'vnni' | 'avx512bw' | 'avx2' | 'x86-other' | 'arm' | 'unknown';
+/** from /proc/cpuinfo: vnni .. unknown; from onnxruntime's answer to a check (measuredCpuInt8): int16-pairs, int32-exact */
+export type Int8Kernel = 'vnni' | 'avx512bw' | 'avx2' | 'x86-other' | 'arm' | 'unknown' | 'int16-pairs' | 'int32-exact';
 
 export interface CpuInt8 {
   /** e.g. 'x86-64 avx2 avx512f avx512_vnni', 'arm64', 'unknown (darwin x64)' */
@@ -69,6 +70,20 @@ export function cpuInt8(cpuinfo?: string | null, arch: string = process.arch, pl
   return { what: `x86-64 ${have.length ? have.join(' ') : 'without avx2'}`, kernel, saturatesFullRange: kernel === 'avx512bw' || kernel === 'avx2' };
 }
 
+/**
+ * cpuInt8 reads /proc/cpuinfo, but onnxruntime picks its kernels from CPUID, and the two can
+ * disagree (a CPUID mask such as scripts/cpu-mask/run.sh, a hypervisor, a kernel that hides a
+ * feature). saturates: whether onnxruntime's u8s8 MatMulInteger saturated on 255s x 127s
+ * (probeU8S8Saturation in onnx-engine.ts), null when that check could not run. Where the check
+ * and the flags disagree, the check wins: it is what the kernels do.
+ */
+export function measuredCpuInt8(cpu: CpuInt8, saturates: boolean | null): CpuInt8 {
+  if (saturates === null || (saturates === cpu.saturatesFullRange && cpu.kernel !== 'unknown')) return cpu;
+  return saturates
+    ? { what: `${cpu.what}, but onnxruntime sees no VNNI (its u8s8 kernel saturated on a 255 x 127 check)`, kernel: 'int16-pairs', saturatesFullRange: true }
+    : { what: `${cpu.what}, but onnxruntime's u8s8 kernel summed a 255 x 127 check exactly`, kernel: 'int32-exact', saturatesFullRange: false };
+}
+
 const KERNEL_WORDS: Record<Int8Kernel, string> = {
   vnni: 'u8s8 kernels with VNNI (int32 sums, exact)',
   avx512bw: 'u8s8 kernels with AVX-512BW vpmaddubsw (int16 pair sums)',
@@ -76,6 +91,8 @@ const KERNEL_WORDS: Record<Int8Kernel, string> = {
   'x86-other': 'SSE int8 kernels (no AVX2)',
   arm: 'ARM int8 kernels (no int16 saturation)',
   unknown: 'int8 kernels of an unknown CPU',
+  'int16-pairs': 'u8s8 kernels with vpmaddubsw (int16 pair sums: AVX2 or AVX-512BW without VNNI)',
+  'int32-exact': 'int8 kernels with exact int32 sums',
 };
 
 /**

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { UNetConfig } from '../diffusion/config.js';
 import type { Denoiser } from '../diffusion/samplers.js';
 import { DriftlabError } from '../util/errors.js';
-import { Int8Scheme, int8Line } from './int8-scheme.js';
+import { CpuInt8, Int8Scheme, cpuInt8, int8Line, measuredCpuInt8 } from './int8-scheme.js';
 import { DataType, encodeModel, readModel } from './onnx-proto.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -75,6 +75,39 @@ function probeModel(): Uint8Array {
   });
 }
 
+let u8s8: Promise<boolean | null> | null = null;
+
+/**
+ * Does onnxruntime's u8s8 integer kernel saturate on this CPU, as onnxruntime sees it (CPUID, not
+ * /proc/cpuinfo)? One MatMulInteger of uint8 255s by int8 127s, K = 32: exact int32 sums give
+ * 32 * 255 * 127 = 1,036,320; vpmaddubsw's int16 pair sums (AVX2 / AVX-512BW without VNNI) give
+ * 16 * 32,767 = 524,272. Once per process, a few ms; null when the check cannot run.
+ */
+export function probeU8S8Saturation(ort: Ort): Promise<boolean | null> {
+  u8s8 ??= (async () => {
+    const K = 32;
+    try {
+      const s = await ort.InferenceSession.create(encodeModel({
+        irVersion: 8, opsetImports: [{ domain: '', version: 17 }], producerName: 'driftlab', producerVersion: '', docString: '', metadata: {},
+        graph: {
+          name: 'u8s8', nodes: [{ name: 'mm', opType: 'MatMulInteger', domain: '', inputs: ['a', 'w'], outputs: ['y'], attributes: [] }],
+          initializers: [{ name: 'w', dims: [K, 1], dataType: DataType.INT8, rawData: new Uint8Array(K).fill(127) }],
+          inputs: [{ name: 'a', elemType: DataType.UINT8, dims: [1, K] }], outputs: [{ name: 'y', elemType: DataType.INT32, dims: [1, 1] }],
+        },
+      }), { intraOpNumThreads: 1, logSeverityLevel: 3 });
+      try {
+        const y = Number((await s.run({ a: new ort.Tensor('uint8', new Uint8Array(K).fill(255), [1, K]) })).y.data[0]);
+        return y === K * 255 * 127 ? false : y === (K / 2) * 32767 ? true : null;
+      } finally {
+        await s.release();
+      }
+    } catch {
+      return null;
+    }
+  })();
+  return u8s8;
+}
+
 export interface OnnxUNetOptions {
   /** intra-op threads (default: all cores) */
   threads?: number;
@@ -89,6 +122,8 @@ export class OnnxUNet {
     readonly precision: string,
     /** int8 files: their weight scheme (int8-scheme.ts); null for float32 */
     readonly scheme: Int8Scheme | null,
+    /** int8 files: the CPU's int8 kernels, from /proc/cpuinfo checked against onnxruntime (measuredCpuInt8) */
+    readonly cpu: CpuInt8 | null = null,
   ) {}
 
   /**
@@ -131,7 +166,8 @@ export class OnnxUNet {
     } catch (e) {
       throw new DriftlabError(`onnxruntime could not load ${what}: ${firstLine(e)}`);
     }
-    return new OnnxUNet(status.ort, session, fileConfig, threads, status.version, quant ? `int8 ${quant.mode}` : 'float32', quant?.scheme ?? null);
+    const cpu = quant ? measuredCpuInt8(cpuInt8(), await probeU8S8Saturation(status.ort)) : null;
+    return new OnnxUNet(status.ort, session, fileConfig, threads, status.version, quant ? `int8 ${quant.mode}` : 'float32', quant?.scheme ?? null, cpu);
   }
 
   /** One line for humans: which engine, how many threads. */
@@ -142,7 +178,7 @@ export class OnnxUNet {
 
   /** int8 files: one line naming the scheme and the CPU features onnxruntime's kernels use; else null */
   get int8Line(): string | null {
-    return this.scheme ? int8Line(this.precision.replace(/^int8 /, ''), this.scheme) : null;
+    return this.scheme ? int8Line(this.precision.replace(/^int8 /, ''), this.scheme, this.cpu ?? cpuInt8()) : null;
   }
 
   /** x: [B,H,W,C] values, t: [B], labels: [B] -> out [B,H,W,Cout] values */

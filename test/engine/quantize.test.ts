@@ -14,7 +14,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -209,9 +209,20 @@ test('bad quantization requests: one DriftlabError line each', async () => {
 // ---------------------------------------------------------------------------------------------
 // the command line
 // ---------------------------------------------------------------------------------------------
+const result = (code: number | null, out: string, err: string) => ({ code, out, err, lines: err.split('\n').filter((l) => l.startsWith('driftlab:')) });
 function cli(args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp });
-  return { code: r.status, out: r.stdout, err: r.stderr, lines: r.stderr.split('\n').filter((l) => l.startsWith('driftlab:')) };
+  return result(r.status, r.stdout, r.stderr);
+}
+/** the same, without waiting: independent commands run side by side (each is mostly node and tfjs start-up) */
+function cliAsync(args: string[]): Promise<ReturnType<typeof cli>> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [CLI, ...args], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    c.stdout.on('data', (d) => { out += d; });
+    c.stderr.on('data', (d) => { err += d; });
+    c.once('close', (code) => resolve(result(code, out, err)));
+  });
 }
 
 test('CLI: export --quantize static --verify, then sample from the int8 file; --quantize int4 is one error line', async () => {
@@ -220,16 +231,17 @@ test('CLI: export --quantize static --verify, then sample from the int8 file; --
   const params = joinFlat(flatLayout(unetParamSpecs(TINY)), randomParams(TINY, 31));
   await saveCheckpoint(ckpt, { config: { format: CHECKPOINT_FORMAT, model: TINY, schedule: { ...DEFAULT_SCHEDULE }, objective: { ...DEFAULT_OBJECTIVE } }, params, ema: params });
   const file = path.join(tmp, 'tiny-int8.onnx');
-  const e = cli(['export', '--ckpt', ckpt, '--out', file, '--quantize', 'static', '--calib-samples', '64', '--verify']);
+  const bad = cliAsync(['export', '--ckpt', ckpt, '--out', path.join(tmp, 'x.onnx'), '--quantize', 'int4']);
+  const e = cli(['export', '--ckpt', ckpt, '--out', file, '--quantize', 'static', '--calib-samples', '16', '--verify']);
   assert.is(e.code, 0, e.err);
-  assert.match(e.out, /tiny-int8\.onnx: .* MB, \d+ nodes, opset 17, .*, int8 static: \d+ Conv \+ \d+ MatMul weights \(float32 kept: conv_in\.weight, conv_out\.weight\), Conv activations calibrated on 64 noisy MNIST digits; float32 would be/);
+  assert.match(e.out, /tiny-int8\.onnx: .* MB, \d+ nodes, opset 17, .*, int8 static: \d+ Conv \+ \d+ MatMul weights \(float32 kept: conv_in\.weight, conv_out\.weight\), Conv activations calibrated on 16 noisy MNIST digits; float32 would be/);
   assert.match(e.out, /verified \(static\): max \|int8 - float32\| = [\d.]+, mean [\d.]+, rms [\d.]+% of the output's on 64 noisy MNIST digits/);
   const s = cli(['sample', '--ckpt', ckpt, '--onnx', file, '--n', '2', '--batch', '2', '--steps', '2', '--threads', '1', '--npy', path.join(tmp, 's.npy')]);
   assert.is(s.code, 0, s.err);
   assert.match(s.lines[0], /^driftlab: engine onnxruntime-node .* 1 intra-op thread, int8 static model/);
-  const bad = cli(['export', '--ckpt', ckpt, '--out', path.join(tmp, 'x.onnx'), '--quantize', 'int4']);
-  assert.is(bad.code, 2);
-  assert.equal(bad.lines, ["driftlab: error: unknown quantization 'int4'; choose none, dynamic or static"], bad.err);
+  const b = await bad;
+  assert.is(b.code, 2);
+  assert.equal(b.lines, ["driftlab: error: unknown quantization 'int4'; choose none, dynamic or static"], b.err);
   assert.not.ok(fs.existsSync(path.join(tmp, 'x.onnx')));
 });
 
