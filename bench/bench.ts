@@ -7,8 +7,12 @@
  *               float32 and int8 (engine/quantize.ts: dynamic, and static calibrated on 512 noisy
  *               MNIST digits), the three timed interleaved (A/B/C per iteration)
  *   ddim50      seconds to sample 64 digits with DDIM-50 on each engine (noise and steps on tfjs)
+ *   onnx train  the whole step (forward, backward, clip, AdamW, EMA) as one onnxruntime graph
+ *               (engine/onnx-train.ts), state kept in onnxruntime tensors; 1 and --workers
+ *               intra-op threads, one session at a time
  * Median of --iters timed iterations after --warmup. Rows: in-process (1 thread) and the
- * data-parallel trainer with --workers threads; --only fwd|train|onnx|sample picks a group.
+ * data-parallel trainer with --workers threads; --only fwd|train|onnx|onnx-train|sample picks a
+ * group (train includes onnx-train).
  * Prints a table and writes JSON (--out).
  */
 import * as fs from 'node:fs';
@@ -20,13 +24,15 @@ import { SPEC_UNET } from '../src/diffusion/config.js';
 import { TrainBatch, lossAndGrad } from '../src/diffusion/grad.js';
 import { UNetModel } from '../src/diffusion/model.js';
 import { DEFAULT_OBJECTIVE } from '../src/diffusion/objective.js';
-import { AdamW, clipGradNorm, emaDecay, emaUpdate } from '../src/diffusion/optim.js';
+import { AdamW, DEFAULT_ADAMW, clipGradNorm, emaDecay, emaUpdate } from '../src/diffusion/optim.js';
 import { DEFAULT_SCHEDULE, makeSchedule } from '../src/diffusion/schedule.js';
 import { GradWorkerPool } from '../src/diffusion/workers.js';
 import { denoiserOf } from '../src/diffusion/pipeline.js';
 import { sample } from '../src/diffusion/samplers.js';
 import { exportOnnx } from '../src/engine/export.js';
 import { OnnxUNet, loadOrt } from '../src/engine/onnx-engine.js';
+import { OnnxTrainEngine } from '../src/engine/onnx-train.js';
+import { CHECKPOINT_FORMAT } from '../src/diffusion/checkpoint.js';
 import { decodeModel } from '../src/engine/onnx-proto.js';
 import { calibrate, mnistCalibration, quantizeOnnxBytes } from '../src/engine/quantize.js';
 import { Rng } from '../src/util/rng.js';
@@ -140,6 +146,22 @@ async function main() {
       });
       rows.push({ what: 'train', engine: 'tfjs', threads: workers, imgPerSec: (B * 1000) / median(msw), msMedian: median(msw) });
       await pool.close();
+    }
+  }
+  if (only === 'all' || only === 'train' || only === 'onnx-train') {
+    const status = await loadOrt();
+    if (!status.ort) process.stderr.write(`  onnx train rows skipped: ${status.error}\n`);
+    else {
+      for (const threads of [...new Set([1, workers])]) {
+        const e = await OnnxTrainEngine.create({
+          config: { format: CHECKPOINT_FORMAT, model: SPEC_UNET, schedule: DEFAULT_SCHEDULE, objective: DEFAULT_OBJECTIVE }, adam: DEFAULT_ADAMW,
+          state: { params: params.slice(), ema: params.slice(), m: new Float32Array(size), v: new Float32Array(size), adamStep: 0 },
+          rows: B, workers: 1, backend, threads,
+        });
+        const mo = await timeIt(`onnx train step, batch 64, ${threads} thread(s)`, warmup, iters, async () => { await e.step(batch, { lr: 1e-4, gradClip: 1, emaDecay: 0.9995 }); });
+        rows.push({ what: 'train', engine: 'onnx', threads, imgPerSec: (B * 1000) / median(mo), msMedian: median(mo), rssMB: process.memoryUsage().rss / 2 ** 20 });
+        await e.close();
+      }
     }
   }
   const result = {

@@ -52,7 +52,7 @@ export const quickstartCommand: CommandModule<any, any> = {
       preset.train.steps = 1_000_000;
       ckpt = path.join(dir, 'checkpoint');
       process.stderr.write(`driftlab: training mnist-small from scratch for ${a.minutes} min into ${ckpt}\n`);
-      await train({ preset, data: loadBundledMnist(), out: ckpt, workers: positiveInt('workers', a.workers), backend: a.backend, minutes: a.minutes });
+      await train({ preset, data: loadBundledMnist(), out: ckpt, workers: positiveInt('workers', a.workers), backend: a.backend, minutes: a.minutes, engine: a.engine });
     } else if (!fs.existsSync(path.join(ckpt, 'config.json'))) {
       throw new DriftlabError(`no checkpoint at ${ckpt}; pass --ckpt DIR, or --train --minutes M to train one first`);
     }

@@ -5,6 +5,7 @@ import { initBackend, BackendName } from '../backend.js';
 import { VIDEO_PRESETS, getVideoPreset } from '../video/presets.js';
 import { trainVideo } from '../video/train-video.js';
 import { DriftlabError } from '../util/errors.js';
+import { TRAIN_DEVICES, TRAIN_ENGINES, TrainDevice, TrainEngineChoice } from '../diffusion/train-engine.js';
 import { nonNegative, positiveInt } from './common.js';
 
 export const trainVideoCommand: CommandModule<any, any> = {
@@ -29,6 +30,9 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('check-every', { type: 'number', describe: 'log the context-use check to context-use.jsonl every N steps (default: every checkpoint; 0 = never)' })
     .option('stochastic', { type: 'boolean', describe: 'train on SMMNIST (random direction at each bounce)' })
     .option('checkpoint-every', { type: 'number' })
+    .option('engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what runs a training step: onnx (forward, backward and AdamW as one onnxruntime graph), tfjs, or auto (onnx where onnxruntime-node loads)' })
+    .option('device', { choices: TRAIN_DEVICES, default: 'cpu', describe: 'onnx engine: cpu, or cuda where onnxruntime-node was installed with its CUDA provider (README)' })
+    .option('threads', { type: 'number', describe: 'onnx engine: intra-op threads (default: all cores)' })
     .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'data-parallel worker threads (clips stay whole)' }),
   handler: async (a) => {
     const p = getVideoPreset(a.preset);
@@ -55,10 +59,13 @@ export const trainVideoCommand: CommandModule<any, any> = {
     if (a.minutes !== undefined && !(a.minutes > 0)) throw new DriftlabError(`--minutes must be > 0, got ${a.minutes}`);
     tc.seed = a.seed;
     const workers = positiveInt('workers', a.workers);
-    const info = await initBackend(a.backend as BackendName);
+    const threads = a.threads === undefined ? undefined : positiveInt('threads', a.threads);
+    await initBackend(a.backend as BackendName);
     const v = p.model.video!;
-    process.stderr.write(`driftlab: training ${p.name}: ${p.model.sampleSize}x${p.model.sampleSize} frames, windows of ${v.frames} (${v.contextFrames} context), ${tc.batchSize} clips/step, ${workers} worker${workers > 1 ? 's' : ''}, ${info.backend}\n`);
-    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage, checkEvery });
+    process.stderr.write(`driftlab: training ${p.name}: ${p.model.sampleSize}x${p.model.sampleSize} frames, windows of ${v.frames} (${v.contextFrames} context), ${tc.batchSize} clips/step\n`);
+    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage, checkEvery,
+      engine: a.engine as TrainEngineChoice, device: a.device as TrainDevice, threads,
+    });
     process.stdout.write(`trained to step ${r.steps} in ${r.seconds.toFixed(0)} s; last loss ${r.lastLoss.toFixed(4)}${r.stoppedEarly ? ' (time limit reached; --resume continues)' : ''}\ncheckpoint: ${a.out}\n`);
   },
 };

@@ -9,6 +9,7 @@ import { PREDICTIONS, Prediction, Weighting, validateObjective } from '../diffus
 import { loadBundledMnist, loadIdx } from '../../datasets/mnist/index.js';
 import { positiveInt, nonNegative } from './common.js';
 import { DriftlabError } from '../util/errors.js';
+import { TRAIN_DEVICES, TRAIN_ENGINES, TrainDevice, TrainEngineChoice } from '../diffusion/train-engine.js';
 
 export const trainCommand: CommandModule<any, any> = {
   command: 'train',
@@ -38,6 +39,9 @@ export const trainCommand: CommandModule<any, any> = {
     .option('flip', { type: 'boolean', describe: 'random horizontal flips (off: flipped digits are not digits)' })
     .option('idx-images', { type: 'string', describe: 'train on an MNIST IDX images file (plain or .gz) instead of the bundled digits' })
     .option('idx-labels', { type: 'string', describe: 'matching IDX labels file' })
+    .option('engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what runs a training step: onnx (forward, backward and AdamW as one onnxruntime graph), tfjs, or auto (onnx where onnxruntime-node loads)' })
+    .option('device', { choices: TRAIN_DEVICES, default: 'cpu', describe: 'onnx engine: cpu, or cuda where onnxruntime-node was installed with its CUDA provider (README)' })
+    .option('threads', { type: 'number', describe: 'onnx engine: intra-op threads (default: all cores)' })
     .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'data-parallel worker threads (1 = in-process)' }),
   handler: async (a) => {
     const p = getPreset(a.preset);
@@ -63,11 +67,14 @@ export const trainCommand: CommandModule<any, any> = {
     validateObjective(p.objective);
     tr.seed = a.seed;
     const workers = positiveInt('workers', a.workers);
+    const threads = a.threads === undefined ? undefined : positiveInt('threads', a.threads);
     const data = a.idxImages ? await loadIdx(a.idxImages, a.idxLabels) : loadBundledMnist();
     if (p.model.numClasses > 0 && !(data as any).labels) throw new DriftlabError('a class-conditional preset needs labels; pass --idx-labels or --classes 0');
-    const info = await initBackend(a.backend as BackendName);
-    process.stderr.write(`driftlab: training ${p.name} (${p.model.numClasses ? 'class-conditional' : 'unconditional'}) on ${data.n} digits, ${workers} worker${workers > 1 ? 's' : ''}, ${info.backend}\n`);
-    const r = await train({ preset: p, data: data as any, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes });
+    await initBackend(a.backend as BackendName);
+    process.stderr.write(`driftlab: training ${p.name} (${p.model.numClasses ? 'class-conditional' : 'unconditional'}) on ${data.n} digits\n`);
+    const r = await train({ preset: p, data: data as any, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes,
+      engine: a.engine as TrainEngineChoice, device: a.device as TrainDevice, threads,
+    });
     process.stdout.write(`trained to step ${r.steps} in ${r.seconds.toFixed(0)} s; last loss ${r.lastLoss.toFixed(4)}${r.stoppedEarly ? ' (time limit reached; --resume continues)' : ''}\ncheckpoint: ${a.out}\n`);
   },
 };

@@ -47,6 +47,15 @@ export function sliceBatch(b: TrainBatch, from: number, to: number): TrainBatch 
   };
 }
 
+/** What the network sees and is scored against: x_t, the objective's target and the per-sample weights [B]. */
+export function prepareBatch(schedule: Schedule, objective: ObjectiveConfig, batch: TrainBatch): { xt: Float32Array; target: Float32Array; w: Float32Array } {
+  const xt = addNoise(schedule, batch.x0, batch.eps, batch.t);
+  const target = makeTarget(objective, schedule, batch.x0, batch.eps, batch.t);
+  const w = lossWeights(objective, schedule, batch.t);
+  if (batch.weights) for (let i = 0; i < w.length; i++) w[i] *= batch.weights[i];
+  return { xt, target, w };
+}
+
 /**
  * loss = mean_b w_b * mean_d (net(x_t, t)_bd - target_bd)^2. The gradient is multiplied by
  * `scale` (the shard's share of the full batch) and added into `into` if given.
@@ -58,10 +67,7 @@ export function lossAndGrad(
   const c = model.config;
   const B = batch.t.length;
   const shape: [number, number, number, number] = [B, c.sampleSize, c.sampleSize, c.inChannels];
-  const xt = addNoise(schedule, batch.x0, batch.eps, batch.t);
-  const target = makeTarget(objective, schedule, batch.x0, batch.eps, batch.t);
-  const w = lossWeights(objective, schedule, batch.t);
-  if (batch.weights) for (let i = 0; i < w.length; i++) w[i] *= batch.weights[i];
+  const { xt, target, w } = prepareBatch(schedule, objective, batch);
   const grad = into ?? new Float32Array(model.layout.size);
   const varList = model.specs.map((s) => model.vars.get(s.name)!);
   let loss = 0;

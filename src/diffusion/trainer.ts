@@ -1,6 +1,8 @@
 /**
  * The training loop shared by image and video models (Ho et al. 2020, Algorithm 1): AdamW,
- * grad clipping, EMA, data-parallel workers, atomic checkpoints and exact resume.
+ * grad clipping, EMA, atomic checkpoints and exact resume. A step runs on a TrainEngine
+ * (train-engine.ts: tfjs with data-parallel workers, or onnxruntime); the checkpoint files are the
+ * same whichever engine wrote them, so a run resumes on either.
  *
  * What a batch is comes from a BatchStream; all randomness (timesteps, noise, dropout) is drawn
  * from the loop's seeded Rng on the main thread, so a resumed run replays the same stream.
@@ -12,11 +14,12 @@ import { DriftlabError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { CheckpointConfig, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { TrainBatch, lossAndGrad } from './grad.js';
-import { UNetModel, joinFlat } from './model.js';
-import { AdamW, DEFAULT_ADAMW, clipGradNorm, emaDecay, emaUpdate } from './optim.js';
-import { makeSchedule } from './schedule.js';
-import { GradWorkerPool } from './workers.js';
+import { modelParamSpecs } from './arch.js';
+import { TrainBatch } from './grad.js';
+import { flatLayout, joinFlat } from './model.js';
+import { DEFAULT_ADAMW } from './optim.js';
+import { TrainDevice, TrainEngineChoice, TrainState, createTrainEngine } from './train-engine.js';
+import { initParamValues } from './unet.js';
 
 /** Where batches come from; its state (data order) is saved with every checkpoint. */
 export interface BatchStream {
@@ -41,8 +44,14 @@ export interface RunCommon {
   resume?: boolean;
   /** overwrite an existing checkpoint folder instead of refusing */
   overwrite?: boolean;
+  /** tfjs data-parallel worker threads */
   workers: number;
   backend: BackendName;
+  /** what runs a step (default tfjs); train-engine.ts */
+  engine?: TrainEngineChoice;
+  /** onnx: intra-op threads (default all cores) and device */
+  threads?: number;
+  device?: TrainDevice;
   /** stop (with a checkpoint) after this many minutes of wall time */
   minutes?: number;
   quiet?: boolean;
@@ -91,18 +100,13 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   if (hasCkpt && !o.resume && !o.overwrite) {
     throw new DriftlabError(`${out} already holds a checkpoint; pass --resume to continue it or --overwrite to start over`);
   }
-  const schedule = makeSchedule(config.schedule);
-  const model = new UNetModel(config.model, h.seed);
-  const size = model.layout.size;
-  let params: Float32Array = model.getFlat();
+  const layout = flatLayout(modelParamSpecs(config.model));
+  const named = initParamValues(layout.specs, h.seed);
   if (o.initFrom && !(o.resume && hasCkpt)) {
-    const named = model.getNamed();
     for (const [k, v] of o.initFrom) if (named.has(k) && named.get(k)!.length === v.length) named.set(k, v);
-    params = joinFlat(model.layout, named);
-    model.setFlat(params);
   }
-  let ema: Float32Array = params.slice();
-  const adam = new AdamW(size, { ...DEFAULT_ADAMW, lr: h.lr, weightDecay: h.weightDecay });
+  const params = joinFlat(layout, named);
+  let init: TrainState = { params, ema: params.slice(), m: new Float32Array(layout.size), v: new Float32Array(layout.size), adamStep: 0 };
   const rng = new Rng(h.seed).fork('train-noise');
   let step = 0;
   const logPath = path.join(out, 'train-log.jsonl');
@@ -113,15 +117,10 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     }
     const st = ck.trainState;
     if (!st || !ck.optimizer || !ck.ema) throw new DriftlabError(`${out} has no optimizer/train state (a shipped checkpoint?); it cannot be resumed`);
-    params = ck.params;
-    ema = ck.ema;
-    adam.m.set(ck.optimizer.m);
-    adam.v.set(ck.optimizer.v);
-    adam.t = st.adamStep;
+    init = { params: ck.params, ema: ck.ema, m: ck.optimizer.m, v: ck.optimizer.v, adamStep: st.adamStep };
     step = st.step;
     rng.setState(st.rng);
     o.stream.setState(st.data);
-    model.setFlat(params);
     truncateLog(logPath, step);
     if (o.check) truncateLog(path.join(out, o.check.file), step);
   } else {
@@ -129,42 +128,40 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     if (fs.existsSync(logPath)) fs.rmSync(logPath);
     if (o.check) fs.rmSync(path.join(out, o.check.file), { force: true });
   }
-  const pool = o.workers > 1
-    ? await GradWorkerPool.create(o.workers, { backend: o.backend, model: config.model, schedule: config.schedule, objective: config.objective, size })
-    : null;
-  const grad = new Float32Array(size);
+  const engine = await createTrainEngine(o.engine ?? 'tfjs', {
+    config, adam: { ...DEFAULT_ADAMW, lr: h.lr, weightDecay: h.weightDecay }, state: init, rows: o.itemsPerStep,
+    workers: o.workers, backend: o.backend, threads: o.threads, device: o.device, say: o.quiet ? null : undefined,
+  });
   const progress = o.quiet ? null : new Progress({ total: o.total, label: o.label, unit: 'step', initial: step });
   const started = Date.now();
   const deadline = o.minutes ? started + o.minutes * 60_000 : Infinity;
   const losses: number[] = [];
   let lastSaved = step;
   const save = async () => {
+    const s = engine.state();
     await saveCheckpoint(out, {
-      config, params, ema, optimizer: { m: adam.m, v: adam.v },
-      trainState: { step, adamStep: adam.t, rng: rng.getState(), data: o.stream.state(), savedAt: new Date().toISOString() },
+      config, params: s.params, ema: s.ema, optimizer: { m: s.m, v: s.v },
+      trainState: { step, adamStep: s.adamStep, rng: rng.getState(), data: o.stream.state(), savedAt: new Date().toISOString() },
     });
     lastSaved = step;
   };
-  const log = fs.openSync(logPath, 'a');
+  let log: number;
+  try {
+    log = fs.openSync(logPath, 'a');
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
   let stoppedEarly = false;
   try {
     while (step < o.total) {
       const t0 = performance.now();
       const batch = o.stream.next(rng);
-      let loss: number;
-      if (pool) loss = await pool.lossAndGrad(params, batch, grad);
-      else {
-        grad.fill(0);
-        loss = lossAndGrad(model, schedule, config.objective, batch, 1, grad).loss;
-      }
+      const lr = h.lrWarmup > 0 ? h.lr * Math.min(1, (step + 1) / h.lrWarmup) : h.lr;
+      const { loss, gradNorm: norm } = await engine.step(batch, { lr, gradClip: h.gradClip, emaDecay: h.emaDecay });
       if (!Number.isFinite(loss)) {
         throw new DriftlabError(`loss became ${loss} at step ${step + 1}; stopped. The last good checkpoint (step ${lastSaved}) is kept in ${out}. Try a lower --lr`);
       }
-      const norm = clipGradNorm(grad, h.gradClip);
-      const lr = h.lrWarmup > 0 ? h.lr * Math.min(1, (step + 1) / h.lrWarmup) : h.lr;
-      adam.step(params, grad, lr);
-      emaUpdate(ema, params, emaDecay(h.emaDecay, adam.t - 1));
-      if (!pool) model.setFlat(params);
       step += 1;
       losses.push(loss);
       const dt = (performance.now() - t0) / 1000;
@@ -173,7 +170,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       o.onStep?.(step, loss);
       if (step % h.checkpointEvery === 0 || step === o.total) await save();
       if (o.check && step % o.check.every === 0) {
-        const c = await o.check.run(ema, step);
+        const c = await o.check.run(engine.state().ema, step);
         fs.appendFileSync(path.join(out, o.check.file), JSON.stringify({ step, ...c.record }) + '\n');
         if (!o.quiet) process.stderr.write(`\n${o.label} step ${step}: ${c.line}\n`);
       }
@@ -186,8 +183,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   } finally {
     fs.closeSync(log);
     progress?.done();
-    await pool?.close();
-    model.dispose();
+    await engine.close();
   }
   return { steps: step, lastLoss: losses.at(-1) ?? NaN, losses, stoppedEarly, seconds: (Date.now() - started) / 1000 };
 }

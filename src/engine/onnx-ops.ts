@@ -90,41 +90,41 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     return { name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs };
   }
 
-  private fresh(base: string): string {
+  protected fresh(base: string): string {
     let name = base;
     for (let i = 1; this.names.has(name); i++) name = `${base}:${i}`;
     this.names.add(name);
     return name;
   }
 
-  private node(op: string, inputs: string[], attrs: AttributeProto[] = [], out?: string): string {
+  protected node(op: string, inputs: string[], attrs: AttributeProto[] = [], out?: string): string {
     const o = out ?? this.fresh(`${op.toLowerCase()}${this.n}`);
     if (out) this.names.add(out);
     this.nodes.push({ name: `${op}_${this.n++}`, opType: op, domain: '', inputs, outputs: [o], attributes: attrs });
     return o;
   }
 
-  private initializer(base: string, dims: number[], raw: Uint8Array, dataType: number): string {
+  protected initializer(base: string, dims: number[], raw: Uint8Array, dataType: number): string {
     const name = this.fresh(base);
     this.initializers.push({ name, dims, dataType, rawData: raw });
     return name;
   }
 
   /** an int64 vector constant (Reshape / Expand shapes), shared between nodes */
-  private i64(values: number[]): string {
+  protected i64(values: number[]): string {
     const key = `i64|${values}`;
     let name = this.laidOut.get(key);
     if (!name) this.laidOut.set(key, (name = this.initializer('shape', [values.length], i64Bytes(values), DataType.INT64)));
     return name;
   }
 
-  private val(id: string, shape: number[], perm: number[], dtype: 'float32' | 'int64' = 'float32'): GVal {
+  protected val(id: string, shape: number[], perm: number[], dtype: 'float32' | 'int64' = 'float32'): GVal {
     return { id, shape, perm, dtype };
   }
 
   /** Name of v laid out with the given permutation (a Transpose, or constant data reordered). */
-  private as(v: GVal, perm: number[]): string {
-    const key = `${v.id}|${perm}`;
+  protected as(v: GVal, perm: number[]): string {
+    const key = `${v.id}|${v.perm}|${perm}`; // the same id may be seen through different perms (logical transposes)
     const hit = this.laidOut.get(key);
     if (hit) return hit;
     let name: string;

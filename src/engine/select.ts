@@ -1,6 +1,6 @@
 /**
  * Which engine runs the network for forward-only commands (sample, quickstart, later eval and
- * rollouts). tfjs stays the reference and the training engine.
+ * rollouts). tfjs stays the reference; training picks its engine in diffusion/train-engine.ts.
  *
  *   tfjs  the model's own tfjs forward on the active backend
  *   onnx  the model exported in memory (or an exported .onnx file), run by onnxruntime-node

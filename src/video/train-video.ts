@@ -67,6 +67,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   return runTraining({
     label: `train-video ${p.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize * v.frames, total: tc.steps,
     out: o.out, resume: o.resume, overwrite: o.overwrite, workers: o.workers, backend: o.backend, minutes: o.minutes,
+    engine: o.engine, threads: o.threads, device: o.device,
     quiet: o.quiet, onStep: o.onStep, initFrom, check: contextCheck(p, o.checkEvery ?? tc.checkpointEvery),
   });
 }

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
 import type { UNetConfig } from '../../src/diffusion/config.js';
 import { UNetModel } from '../../src/diffusion/model.js';
-import { initParamValues, unetParamSpecs } from '../../src/diffusion/unet.js';
+import { initParamValues } from '../../src/diffusion/unet.js';
+import { modelParamSpecs } from '../../src/diffusion/arch.js';
 import { loadOrt } from '../../src/engine/onnx-engine.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -12,7 +13,7 @@ import { Rng } from '../../src/util/rng.js';
  * zero-init attention out-projections), so every layer matters in the comparison.
  */
 export function randomParams(cfg: UNetConfig, seed: number): Map<string, Float32Array> {
-  const specs = unetParamSpecs(cfg);
+  const specs = modelParamSpecs(cfg); // image or video
   const vals = initParamValues(specs, seed);
   const rng = new Rng(seed + 1000);
   for (const s of specs) {
