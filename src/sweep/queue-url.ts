@@ -54,12 +54,13 @@ export function connectionOptions(q: QueueUrl): ConnectionOptions & { host: stri
 /** Connect once, without retries, so an unreachable or locked queue is one clear error line. */
 export async function checkQueue(q: QueueUrl, timeoutMs = 5000): Promise<void> {
   const r = new Redis({ ...connectionOptions(q), lazyConnect: true, retryStrategy: () => null, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false });
-  r.on('error', () => undefined); // reported through connect() below
+  let cause: unknown; // the socket's own error (ECONNREFUSED, ...); connect() only says the connection closed
+  r.on('error', (e) => { cause ??= e; });
   try {
     await r.connect();
     await r.ping();
   } catch (e) {
-    const m = scrub(String((e as Error)?.message ?? e).split('\n')[0], q);
+    const m = scrub(String((cause as Error)?.message ?? (e as Error)?.message ?? e).split('\n')[0], q);
     const why = /ECONNREFUSED/.test(m) ? 'connection refused; is redis-server running there?'
       : /NOAUTH|WRONGPASS|invalid password|invalid username/i.test(m) ? 'the server refused the credentials; check the password in --queue or DRIFTLAB_QUEUE'
         : /ETIMEDOUT|timeout/i.test(m) ? `no answer within ${timeoutMs / 1000} s` : /ENOTFOUND|EAI_AGAIN/.test(m) ? 'host not found' : m;
