@@ -11,6 +11,7 @@ import type { RealPool } from '../eval/fid.js';
 import { DriftlabError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { nonNegative, positiveInt } from './common.js';
+import { contextUseCommand } from './eval-context-use.js';
 
 // The metric modules load lazily: mathjs alone takes ~1.5 s to import, and every driftlab
 // command registers this one.
@@ -203,13 +204,14 @@ const fidCommand: CommandModule<any, any> = {
 
 export const evalCommand: CommandModule<any, any> = {
   command: 'eval',
-  describe: 'evaluation: frechet, frames, fid, train-classifier, train-features',
+  describe: 'evaluation: frechet, frames, fid, context-use, train-classifier, train-features',
   builder: (y) => y
     .command(frechetCommand)
     .command(framesCommand)
     .command(fidCommand)
     .command(trainClassifierCommand)
     .command(trainFeaturesCommand)
-    .demandCommand(1, 'name an eval command: frechet, frames, fid, train-classifier or train-features'),
+    .command(contextUseCommand)
+    .demandCommand(1, 'name an eval command: frechet, frames, fid, context-use, train-classifier or train-features'),
   handler: () => undefined,
 };

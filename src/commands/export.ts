@@ -75,6 +75,7 @@ async function verifyInt8(file: string, floatBytes: Uint8Array, c: UNetModel['co
   const f32 = await OnnxUNet.create(floatBytes, c, {});
   const q = await OnnxUNet.create(file, c, {}).catch(async (e) => { await f32.release(); throw e; });
   try {
+    process.stdout.write(`${q.int8Line}\n`); // before the verdict: it says why a failure may be the CPU's
     const ref = await f32.run(batch.x, B, batch.t, labels), got = await q.run(batch.x, B, batch.t, labels);
     let max = 0, sum = 0, se = 0, ref2 = 0;
     for (let i = 0; i < ref.length; i++) {

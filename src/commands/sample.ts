@@ -77,6 +77,7 @@ export const sampleCommand: CommandModule<any, any> = {
     const threads = a.threads === undefined ? undefined : positiveInt('threads', a.threads);
     const p = await loadPipeline(a.ckpt, a.weights, { engine: a.engine, threads, onnxFile: a.onnx });
     process.stderr.write(`driftlab: ${p.engine.line}\n`);
+    if (p.engine.int8Line) process.stderr.write(`driftlab: ${p.engine.int8Line}\n`);
     const progress = new Progress({ total: n, label: `sample ${a.sampler}-${steps}`, unit: 'img' });
     const g = await generate(p, {
       n, batch, sampler: a.sampler, steps, eta: a.eta, guidance: a.guidance, labels: labelsFor(p, n, a.label),

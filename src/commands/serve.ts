@@ -19,12 +19,13 @@ export const serveCommand: CommandModule<any, any> = {
     .option('queue', { type: 'number', default: 8, describe: 'requests that may wait; more get 503' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no per-request log lines' })
     .option('engine', { choices: ENGINE_CHOICES, default: 'auto', describe: 'forward engine' })
-    .option('threads', { type: 'number', describe: 'onnx intra-op threads (default: all cores)' }),
+    .option('threads', { type: 'number', describe: 'onnx intra-op threads (default: all cores)' })
+    .option('onnx', { type: 'string', describe: "serve this file from 'driftlab export' (made from --ckpt, float32 or int8) instead of exporting in memory" }),
   handler: async (a) => {
     const port = Number(a.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new DriftlabError(`--port must be an integer in 0..65535, got ${a.port}`);
     const info = await initBackend(a.backend as BackendName);
-    const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine, threads: a.threads });
+    const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine, threads: a.threads, onnxFile: a.onnx });
     const log = (l: string) => { if (!a.quiet) process.stderr.write(`${new Date().toISOString()} ${l}\n`); };
     const server = createServer(p, { maxN: positiveInt('max-n', a.maxN), queue: Math.max(0, Math.floor(a.queue)), maxBodyBytes: 64 * 1024 }, log);
     await new Promise<void>((resolve, reject) => {
@@ -35,6 +36,7 @@ export const serveCommand: CommandModule<any, any> = {
     });
     const addr = server.address();
     const actual = typeof addr === 'object' && addr ? addr.port : port;
+    if (p.engine.int8Line) process.stdout.write(`driftlab serve: ${p.engine.int8Line}\n`);
     process.stdout.write(`driftlab serve: http://${a.host}:${actual} (POST /generate, GET /healthz) on ${p.engine.name === 'onnx' ? 'onnxruntime' : info.backend}\n`);
     const shutdown = (sig: string) => {
       process.stderr.write(`driftlab serve: ${sig}, finishing in-flight requests\n`);

@@ -44,6 +44,14 @@ export interface VideoConfig {
   /** frames covered by the relative position table (>= frames) */
   maxFrames: number;
   causal: boolean;
+  /**
+   * How the targets see the context. 'attention' (default): context frames pass through the
+   * network beside the targets and reach them only through temporal attention. 'concat' (MCVD,
+   * Voleti et al. 2022): the K context frames are stacked as extra input channels of every
+   * target's pass and only the targets run through the network (temporal attention then mixes
+   * the targets; with several targets a learned frame-position embedding tells them apart).
+   */
+  conditioning?: 'attention' | 'concat';
 }
 
 /** The reference network of shared/bench/UNET_SPEC.md (unconditional). */
@@ -79,6 +87,8 @@ export function validateUNetConfig(c: UNetConfig): void {
     if (!Array.isArray(v.temporal) || v.temporal.length !== L) bad(`video.temporal must have one flag per level (${L})`);
     if (!(Number.isInteger(v.frames) && v.frames >= 1 && v.frames <= v.maxFrames)) bad(`video.frames must be an integer in 1..maxFrames (${v.maxFrames})`);
     if (!(Number.isInteger(v.contextFrames) && v.contextFrames >= 0 && v.contextFrames < v.frames)) bad('video.contextFrames must be in 0..frames-1');
+    if (v.conditioning !== undefined && v.conditioning !== 'attention' && v.conditioning !== 'concat') bad(`video.conditioning must be 'attention' or 'concat', got '${v.conditioning}'`);
+    if (v.conditioning === 'concat' && c.inChannels !== c.outChannels) bad('video.conditioning concat needs inChannels = outChannels');
     for (let i = 0; i < L; i++) {
       if (v.temporal[i] && c.blockOutChannels[i] % v.temporalHeads !== 0) bad(`channels ${c.blockOutChannels[i]} not divisible by video.temporalHeads ${v.temporalHeads}`);
     }

@@ -18,7 +18,7 @@ export interface Pipeline {
   model: UNetModel;
   /** the network as the samplers see it, on the chosen engine */
   net: Denoiser;
-  engine: { name: 'tfjs' | 'onnx'; line: string };
+  engine: { name: 'tfjs' | 'onnx'; line: string; int8Line?: string };
   dispose(): Promise<void>;
 }
 
@@ -49,7 +49,7 @@ export async function loadPipeline(dir: string, weights: 'ema' | 'model' = 'ema'
     throw e;
   }
   return {
-    config: ck.config, schedule: makeSchedule(ck.config.schedule), model, net: engine.net, engine: { name: engine.name, line: engine.line },
+    config: ck.config, schedule: makeSchedule(ck.config.schedule), model, net: engine.net, engine: { name: engine.name, line: engine.line, int8Line: engine.int8Line },
     dispose: async () => { await engine.dispose(); model.dispose(); },
   };
 }

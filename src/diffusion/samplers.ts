@@ -86,22 +86,58 @@ export function predictX0Eps(pred: Prediction, out: tf.Tensor4D, x: tf.Tensor4D,
   return { x0: tf.sub(tf.mul(x, a), tf.mul(out, c)), eps: tf.add(tf.mul(x, c), tf.mul(out, a)) };
 }
 
+/**
+ * An estimate pair for x_t at timestep t: the predicted clean sample and the noise. In-loop
+ * correctors (src/drift/corrector.ts) may replace either before the update is taken.
+ */
+export interface Estimates {
+  x0: tf.Tensor4D;
+  eps: tf.Tensor4D;
+}
+
+/** eps consistent with x0 at x_t: (x_t - sqrt(abar) x0) / sqrt(1 - abar). */
+export function epsFromX0(x: tf.Tensor4D, x0: tf.Tensor4D, abar: number): tf.Tensor4D {
+  return tf.div(tf.sub(x, tf.mul(x0, Math.sqrt(abar))), Math.sqrt(1 - abar));
+}
+
+/** x0 consistent with eps at x_t: (x_t - sqrt(1 - abar) eps) / sqrt(abar). */
+export function x0FromEps(x: tf.Tensor4D, eps: tf.Tensor4D, abar: number): tf.Tensor4D {
+  return tf.div(tf.sub(x, tf.mul(eps, Math.sqrt(1 - abar))), Math.sqrt(abar));
+}
+
+/**
+ * The estimates a step uses: x0 clipped to [-1, 1] when asked, and then (unless `keepEps`, when
+ * a corrector supplied its own eps) eps made consistent with the clipped x0.
+ */
+export function finishEstimates(e: Estimates, x: tf.Tensor4D, abar: number, clipX0: boolean | undefined, keepEps = false): Estimates {
+  if (!clipX0) return e;
+  const x0 = tf.clipByValue(e.x0, -1, 1) as tf.Tensor4D;
+  return { x0, eps: keepEps ? e.eps : epsFromX0(x, x0, abar) };
+}
+
 /** One DDPM ancestral step t -> tPrev (tPrev = -1 at the end). noise: [B,H,W,C] or null at the end. */
 export function ddpmStep(
   s: Schedule, pred: Prediction, out: tf.Tensor4D, x: tf.Tensor4D, t: number, tPrev: number,
   noise: tf.Tensor4D | null, opts: { clipX0?: boolean; variance?: VarianceType } = {},
 ): { prev: tf.Tensor4D; predX0: tf.Tensor4D } {
+  const e = predictX0Eps(pred, out, x, s.alphasCumprod[t]);
+  const x0 = opts.clipX0 ? tf.clipByValue(e.x0, -1, 1) as tf.Tensor4D : e.x0;
+  return ddpmUpdate(s, x0, x, t, tPrev, noise, opts.variance);
+}
+
+/** The DDPM posterior step from a finished x0 estimate (eps does not enter it). */
+export function ddpmUpdate(
+  s: Schedule, x0: tf.Tensor4D, x: tf.Tensor4D, t: number, tPrev: number, noise: tf.Tensor4D | null, variance?: VarianceType,
+): { prev: tf.Tensor4D; predX0: tf.Tensor4D } {
   const abar = s.alphasCumprod[t];
   const abarPrev = tPrev >= 0 ? s.alphasCumprod[tPrev] : 1;
   const betaP = 1 - abar / abarPrev;
-  let { x0 } = predictX0Eps(pred, out, x, abar);
-  if (opts.clipX0) x0 = tf.clipByValue(x0, -1, 1);
   const c0 = (Math.sqrt(abarPrev) * betaP) / (1 - abar);
   const ct = (Math.sqrt(1 - betaP) * (1 - abarPrev)) / (1 - abar);
   let prev = tf.add(tf.mul(x0, c0), tf.mul(x, ct)) as tf.Tensor4D;
   if (tPrev >= 0 && noise) {
-    const variance = opts.variance === 'fixed_large' ? betaP : Math.max(((1 - abarPrev) / (1 - abar)) * betaP, 1e-20);
-    prev = tf.add(prev, tf.mul(noise, Math.sqrt(variance)));
+    const v = variance === 'fixed_large' ? betaP : Math.max(((1 - abarPrev) / (1 - abar)) * betaP, 1e-20);
+    prev = tf.add(prev, tf.mul(noise, Math.sqrt(v)));
   }
   return { prev, predX0: x0 };
 }
@@ -112,17 +148,21 @@ export function ddimStep(
   eta: number, noise: tf.Tensor4D | null, opts: { clipX0?: boolean } = {},
 ): { prev: tf.Tensor4D; predX0: tf.Tensor4D } {
   const abar = s.alphasCumprod[t];
+  const e = finishEstimates(predictX0Eps(pred, out, x, abar), x, abar, opts.clipX0);
+  return ddimUpdate(s, e, t, tPrev, eta, noise);
+}
+
+/** The DDIM update from finished estimates: x_prev = sqrt(abar_prev) x0 + dir eps + sigma z. */
+export function ddimUpdate(
+  s: Schedule, e: Estimates, t: number, tPrev: number, eta: number, noise: tf.Tensor4D | null,
+): { prev: tf.Tensor4D; predX0: tf.Tensor4D } {
+  const abar = s.alphasCumprod[t];
   const abarPrev = tPrev >= 0 ? s.alphasCumprod[tPrev] : 1;
-  let { x0, eps } = predictX0Eps(pred, out, x, abar);
-  if (opts.clipX0) {
-    x0 = tf.clipByValue(x0, -1, 1);
-    eps = tf.div(tf.sub(x, tf.mul(x0, Math.sqrt(abar))), Math.sqrt(1 - abar)); // eps consistent with the clipped x0
-  }
   const sigma = eta * Math.sqrt((1 - abarPrev) / (1 - abar)) * Math.sqrt(1 - abar / abarPrev);
   const dirCoef = Math.sqrt(Math.max(1 - abarPrev - sigma * sigma, 0));
-  let prev = tf.add(tf.mul(x0, Math.sqrt(abarPrev)), tf.mul(eps, dirCoef)) as tf.Tensor4D;
+  let prev = tf.add(tf.mul(e.x0, Math.sqrt(abarPrev)), tf.mul(e.eps, dirCoef)) as tf.Tensor4D;
   if (sigma > 0 && noise) prev = tf.add(prev, tf.mul(noise, sigma));
-  return { prev, predX0: x0 };
+  return { prev, predX0: e.x0 };
 }
 
 /** Network output with classifier-free guidance (batch doubled: conditional + null labels). */

@@ -61,6 +61,16 @@ export interface RunOptions extends RunCommon {
   itemsPerStep: number;
   /** starting weights by name for a fresh run (the rest keep their initialisation) */
   initFrom?: Map<string, Float32Array>;
+  /** a cheap measurement of the EMA weights every `every` steps, appended to `file` in the checkpoint folder */
+  check?: TrainCheck;
+}
+
+/** What a run measures while it trains (the video model's context use): one JSON line per check. */
+export interface TrainCheck {
+  every: number;
+  /** file name inside the checkpoint folder, e.g. context-use.jsonl */
+  file: string;
+  run(ema: Float32Array, step: number): Promise<{ record: Record<string, unknown>; line: string }>;
 }
 
 export interface TrainResult {
@@ -113,9 +123,11 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     o.stream.setState(st.data);
     model.setFlat(params);
     truncateLog(logPath, step);
+    if (o.check) truncateLog(path.join(out, o.check.file), step);
   } else {
     fs.mkdirSync(out, { recursive: true });
     if (fs.existsSync(logPath)) fs.rmSync(logPath);
+    if (o.check) fs.rmSync(path.join(out, o.check.file), { force: true });
   }
   const pool = o.workers > 1
     ? await GradWorkerPool.create(o.workers, { backend: o.backend, model: config.model, schedule: config.schedule, objective: config.objective, size })
@@ -161,6 +173,11 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       progress?.tick(1, { loss: loss.toFixed(4), 'img/s': (o.itemsPerStep / dt).toFixed(1) });
       o.onStep?.(step, loss);
       if (step % h.checkpointEvery === 0 || step === o.total) await save();
+      if (o.check && step % o.check.every === 0) {
+        const c = await o.check.run(ema, step);
+        fs.appendFileSync(path.join(out, o.check.file), JSON.stringify({ step, ...c.record }) + '\n');
+        if (!o.quiet) process.stderr.write(`\n${o.label} step ${step}: ${c.line}\n`);
+      }
       if (Date.now() > deadline) {
         stoppedEarly = step < o.total;
         break;

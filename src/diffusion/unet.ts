@@ -116,12 +116,14 @@ export function unetForward(P: ParamStore, c: UNetConfig, x: tf.Tensor4D, t: tf.
  */
 export type BlockHook<T> = (name: string, level: number, h: T) => T;
 
-export function unetApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T, labels?: T, hook?: BlockHook<T>): T {
+/** `addTemb` may add to the time embedding [N, temb] before its SiLU (the video model's frame positions). */
+export function unetApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T, labels?: T, hook?: BlockHook<T>, addTemb?: (temb: T) => T): T {
   const after = (name: string, level: number, h: T) => (hook ? hook(name, level, h) : h);
   const { normGroups: g, normEps: eps, attentionHeads: heads } = c;
   let temb = linear(P, 'time_embedding.linear_1', timestepFeatures(t, c.timeEmbedDim, o), o); // [B, temb]
   temb = linear(P, 'time_embedding.linear_2', silu(temb, o), o);
   if (c.numClasses > 0) temb = o.add(temb, o.embedding(param(P, 'class_embedding.weight'), labels, o.shape(x)[0]));
+  if (addTemb) temb = addTemb(temb);
   const tact = silu(temb, o); // every ResBlock sees SiLU(temb)
   const ch = c.blockOutChannels;
   let h = conv(P, 'conv_in', x, 1, o);

@@ -1,4 +1,5 @@
 /** Building the CorrectorContext of a loaded video pipeline. */
+import * as tf from '@tensorflow/tfjs';
 import type { Pipeline } from '../diffusion/pipeline.js';
 import { DriftlabError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
@@ -12,5 +13,6 @@ export function correctorContext(p: Pipeline, rng: Rng, contextFrames?: number):
     net: p.net, schedule: p.schedule, prediction: p.config.objective.prediction, frames: v.frames,
     contextFrames: contextFrames ?? v.contextFrames, size: p.config.model.sampleSize,
     trainedContextT: Number((p.config.training as any)?.maxContextT ?? 0), rng, modelId: modelId(p),
+    differentiable: (window, t) => p.model.forward(window, tf.tensor1d(t)),
   };
 }

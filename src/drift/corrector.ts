@@ -5,10 +5,14 @@
  *
  * Frames are in model space ([-1, 1]), batched over the N rollouts: [N, S, S] row-major.
  */
+import type { Tensor4D } from '@tensorflow/tfjs';
 import type { Denoiser } from '../diffusion/samplers.js';
 import type { Prediction } from '../diffusion/objective.js';
 import type { Schedule } from '../diffusion/schedule.js';
 import type { Rng } from '../util/rng.js';
+import type { StepCorrection, WindowStep } from '../video/sample-clip.js';
+
+export type { StepCorrection, WindowStep };
 
 export interface FrameBatch {
   /** [n, s, s] in [-1, 1] */
@@ -48,6 +52,12 @@ export interface CorrectorContext {
   rng: Rng;
   /** identifies the model a fitted corrector belongs to (checked when loading) */
   modelId: string;
+  /**
+   * The same network as `net`, always on tfjs and differentiable (no tidy inside, so tf.grad
+   * can run through it): window [B*F, S, S, 1] and one timestep per frame. For in-loop
+   * correctors that need a gradient through the denoiser (reconstruction guidance).
+   */
+  differentiable?: (window: Tensor4D, t: Float32Array) => Tensor4D;
 }
 
 export interface DriftCorrector {
@@ -62,6 +72,12 @@ export interface DriftCorrector {
   reset(context: Float32Array, n: number, k: number): void;
   /** the corrected frame (a new array, same shape and range) */
   correct(frame: FrameBatch, history: FrameHistory, step: number): FrameBatch | Promise<FrameBatch>;
+  /**
+   * In-loop hook, optional: called at every denoising step of each new window with x_t, t, the
+   * predicted x0 and eps and the context (video/sample-clip.ts WindowStep); may return a
+   * corrected x0 or eps (or both). Returning nothing leaves the step exactly as it was.
+   */
+  denoiseStep?(step: WindowStep, history: FrameHistory): StepCorrection | undefined | void | Promise<StepCorrection | undefined | void>;
   save?(dir: string): Promise<void>;
   load?(dir: string): Promise<void>;
   /** per-rollout state (filters...), saved with every rollout step so a killed rollout resumes exactly */

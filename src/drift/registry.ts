@@ -2,8 +2,10 @@
  * Correctors by name. Each lives in its own file under correctors/ and registers itself here;
  * the sampler knows none of them. `--corrector a,b` chains them in order.
  */
+import * as tf from '@tensorflow/tfjs';
+import { epsFromX0, x0FromEps } from '../diffusion/samplers.js';
 import { DriftlabError } from '../util/errors.js';
-import type { CorrectorContext, CorrectorFactory, DriftCorrector, FrameBatch, FrameHistory } from './corrector.js';
+import type { CorrectorContext, CorrectorFactory, DriftCorrector, FrameBatch, FrameHistory, StepCorrection, WindowStep } from './corrector.js';
 
 const factories = new Map<string, { make: CorrectorFactory; describe: string }>();
 
@@ -35,5 +37,33 @@ export function chain(cs: DriftCorrector[]): DriftCorrector {
       for (const c of cs) f = await c.correct(f, h, step);
       return f;
     },
+    denoiseStep: cs.some((c) => c.denoiseStep) ? (step, h) => chainSteps(cs, step, h) : undefined,
+    getState: cs.some((c) => c.getState) ? () => cs.map((c) => c.getState?.()) : undefined,
+    setState: (s) => cs.forEach((c, i) => { if (Array.isArray(s) && s[i] !== undefined) c.setState?.(s[i]); }),
   };
+}
+
+/**
+ * In-loop hooks in order: each sees the estimates the one before it returned (the part it did
+ * not return derived from x_t); the sampler gets what the last correcting hook returned.
+ */
+async function chainSteps(cs: DriftCorrector[], step: WindowStep, h: FrameHistory): Promise<StepCorrection | undefined> {
+  let cur = step, last: StepCorrection | undefined;
+  const derived: tf.Tensor[] = [];
+  try {
+    for (const c of cs) {
+      const fix = await c.denoiseStep?.(cur, h);
+      if (!fix || (!fix.x0 && !fix.eps)) continue;
+      if (last) derived.push(...[last.x0, last.eps].filter((v): v is tf.Tensor4D => !!v));
+      last = fix;
+      const x0 = fix.x0 ?? tf.tidy(() => x0FromEps(cur.x, fix.eps!, cur.abar));
+      const eps = fix.eps ?? epsFromX0(cur.x, x0, cur.abar);
+      if (!fix.x0) derived.push(x0);
+      if (!fix.eps) derived.push(eps);
+      cur = { ...cur, x0, eps };
+    }
+  } finally {
+    derived.forEach((d) => d.dispose());
+  }
+  return last;
 }

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { UNetConfig } from '../diffusion/config.js';
 import type { Denoiser } from '../diffusion/samplers.js';
 import { DriftlabError } from '../util/errors.js';
+import { Int8Scheme, int8Line } from './int8-scheme.js';
 import { DataType, encodeModel, readModel } from './onnx-proto.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -52,13 +53,14 @@ export function loadOrt(): Promise<OrtStatus> {
 }
 
 /** the driftlab.quantization metadata of a file from `driftlab export --quantize` (engine/quantize.ts) */
-function quantization(meta: string | undefined): { mode: string; conv: string } | null {
+function quantization(meta: string | undefined): { mode: string; conv: string; scheme: Int8Scheme } | null {
   if (!meta) return null;
   try {
     const q = JSON.parse(meta);
-    return { mode: String(q.mode), conv: String(q.conv) };
+    // files written before issue #14 name no scheme: they hold full-range weights
+    return { mode: String(q.mode), conv: String(q.conv), scheme: q.scheme === 'reduce-range' ? 'reduce-range' : 'full-range' };
   } catch {
-    return { mode: '?', conv: '?' };
+    return { mode: '?', conv: '?', scheme: 'full-range' };
   }
 }
 
@@ -85,6 +87,8 @@ export class OnnxUNet {
     readonly threads: number, readonly version: string,
     /** 'float32', or 'int8 dynamic' / 'int8 static' for files from `driftlab export --quantize` */
     readonly precision: string,
+    /** int8 files: their weight scheme (int8-scheme.ts); null for float32 */
+    readonly scheme: Int8Scheme | null,
   ) {}
 
   /**
@@ -127,13 +131,18 @@ export class OnnxUNet {
     } catch (e) {
       throw new DriftlabError(`onnxruntime could not load ${what}: ${firstLine(e)}`);
     }
-    return new OnnxUNet(status.ort, session, fileConfig, threads, status.version, quant ? `int8 ${quant.mode}` : 'float32');
+    return new OnnxUNet(status.ort, session, fileConfig, threads, status.version, quant ? `int8 ${quant.mode}` : 'float32', quant?.scheme ?? null);
   }
 
   /** One line for humans: which engine, how many threads. */
   get line(): string {
     const int8 = this.precision === 'float32' ? '' : `, ${this.precision} model`;
     return `engine onnxruntime-node ${this.version} · cpu, ${this.threads} intra-op thread${this.threads > 1 ? 's' : ''}${int8} (sampler steps on tfjs ${tf.getBackend()})`;
+  }
+
+  /** int8 files: one line naming the scheme and the CPU features onnxruntime's kernels use; else null */
+  get int8Line(): string | null {
+    return this.scheme ? int8Line(this.precision.replace(/^int8 /, ''), this.scheme) : null;
   }
 
   /** x: [B,H,W,C] values, t: [B], labels: [B] -> out [B,H,W,Cout] values */

@@ -202,6 +202,15 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     return this.val(y, shape, perm);
   }
 
+  slice(x: GVal, axis: number, begin: number, size: number): GVal {
+    if (x.shape[axis] < 0) unsupported('slice', 'along the batch axis');
+    if (!(begin >= 0 && size >= 1 && begin + size <= x.shape[axis])) unsupported('slice', `[${begin}, ${begin + size}) of an axis of ${x.shape[axis]}`);
+    const y = this.node('Slice', [this.as(x, x.perm), this.i64([begin]), this.i64([begin + size]), this.i64([x.perm.indexOf(axis)])]);
+    const shape = [...x.shape];
+    shape[axis] = size;
+    return this.val(y, shape, x.perm);
+  }
+
   softmax(x: GVal): GVal {
     const y = this.node('Softmax', [this.as(x, x.perm)], [int('axis', x.perm.indexOf(x.shape.length - 1))]);
     return this.val(y, x.shape, x.perm);
@@ -277,7 +286,9 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     if (bb > 0 || b > 1) unsupported('reshape', `of [${x.shape}] to [${target}]`);
     // The batch axis may be split (video: [B*F,H,W,C] -> [B,F,H*W,C]): its multiple is then a
     // fraction (-1/F x batch); ONNX only ever sees -1 there.
-    const shape = target.map((d) => (d < 0 ? (b ? -k / kk : k / kk) : d));
+    // rounded so that the same fraction reached by two routes (1/5 and 160/800) compares equal
+    const canon = (v: number) => (Number.isInteger(v) || Math.abs(1 / v - Math.round(1 / v)) > 1e-6 ? v : 1 / Math.round(1 / v));
+    const shape = target.map((d) => (d < 0 ? (b ? -canon(k / kk) : k / kk) : d));
     const [k2, b2] = sym(shape);
     const fixedOk = shape.every((d) => d < 0 || Number.isInteger(d));
     if (Math.abs(k2 - k) > 1e-9 * k || b2 !== b || !fixedOk || (!b && !Number.isInteger(shape[target.findIndex((d) => d < 0)] ?? 0))) {

@@ -34,6 +34,8 @@ export interface Ops<T> {
   reshape(x: T, shape: number[]): T;
   transpose(x: T, perm: number[]): T;
   concat(xs: T[], axis: number): T;
+  /** x[..., begin:begin+size, ...] along one non-batch axis */
+  slice(x: T, axis: number, begin: number, size: number): T;
   /** softmax over the last axis */
   softmax(x: T): T;
   mean(x: T, axis: number, keepDims?: boolean): T;

@@ -15,8 +15,11 @@
  * MatMul/Gemm weights take the dynamic form (it fuses to MatMulIntegerToFloat).
  *
  * Weights: symmetric (zero point 0: onnxruntime 1.30's ConvInteger accepts only a per-tensor zero
- * point), Wq = round(W / sW) in [-127, 127], one scale per output channel of a Conv and per
- * output column of a MatMul. An input read by several layers (attention q, k, v) is quantized
+ * point), Wq = round(W / sW), one scale per output channel of a Conv and per output column of a
+ * MatMul. Range (int8-scheme.ts, issue #14): weights read by an integer kernel (MatMulInteger,
+ * ConvInteger, static QDQ Convs) are 7-bit, [-63, 63], so that x86 CPUs without VNNI cannot
+ * saturate their int16 pair sums and every CPU computes the same result; weights of weight-only
+ * Convs are dequantized to float before the Conv and keep [-127, 127]. An input read by several layers (attention q, k, v) is quantized
  * once. MatMuls of two activations (q k^T, softmax @ v) stay float: their ranges change with
  * every call and the attention softmax is where 8 bits would hurt most.
  */
@@ -28,6 +31,7 @@ import { Rng } from '../util/rng.js';
 import {
   AttrType, AttributeProto, DataType, ModelProto, NodeProto, TensorProto, bytesF32, checkModel, encodeModel, f32Bytes, readModel,
 } from './onnx-proto.js';
+import { DEFAULT_INT8_SCHEME, Int8Scheme, integerWeightQmax } from './int8-scheme.js';
 import { loadOrt } from './onnx-engine.js';
 
 export type QuantizeMode = 'dynamic' | 'static';
@@ -46,8 +50,11 @@ export interface QuantizeOptions {
   ops?: QuantizableOp[];
   /** weights whose initializer name contains one of these stay float32 (default KEEP_FLOAT) */
   exclude?: string[];
-  /** 7-bit weights ([-63, 63]): onnxruntime's reduce_range, for x86 CPUs without VNNI */
-  reduceRange?: boolean;
+  /**
+   * weights read by integer kernels: 'reduce-range' (default, 7-bit: exact on every CPU) or
+   * 'full-range' (8-bit: saturates on x86 without VNNI; for measurements and tests only)
+   */
+  scheme?: Int8Scheme;
   /**
    * dynamic: how a Conv runs. 'integer' = DynamicQuantizeLinear + ConvInteger (onnxruntime 1.30's
    * CPU ConvInteger is ~5x slower than its float Conv with int8 weights); 'weight-only' (default) =
@@ -115,7 +122,8 @@ export function quantizeModel(m: ModelProto, modeIn: QuantizeMode | string, o: Q
   for (const op of ops) if (!['Conv', 'MatMul', 'Gemm'].includes(op)) throw new DriftlabError(`cannot quantize op '${op}'; choose from Conv, MatMul, Gemm`);
   if (isQuantized(m)) throw new DriftlabError(`${what} is already quantized; quantize the float32 export instead`);
   if (mode === 'static' && !o.ranges) throw new DriftlabError('static quantization needs calibrated ranges (run calibrate() on real inputs first)');
-  const qmax = o.reduceRange ? 63 : 127;
+  const scheme = o.scheme ?? DEFAULT_INT8_SCHEME;
+  const qmax = integerWeightQmax(scheme); // weights an integer kernel reads; weight-only Convs: 127
   const inits = new Map(m.graph.initializers.map((t) => [t.name, t]));
   const names = new Set<string>([...inits.keys(), ...m.graph.inputs.map((v) => v.name), ...m.graph.nodes.flatMap((n) => n.outputs)]);
   const fresh = (base: string) => { let s = base; for (let k = 1; names.has(s); k++) s = `${base}_${k}`; names.add(s); return s; };
@@ -185,7 +193,8 @@ export function quantizeModel(m: ModelProto, modeIn: QuantizeMode | string, o: Q
     if (plan === 'Conv') {
       // W: [Cout, Cin/group, kh, kw]: one scale per output channel (the leading axis)
       const cout = w!.dims[0], per = W.length / cout;
-      const { q, scale } = quantizeSymmetric(W, cout, (i) => Math.floor(i / per), qmax);
+      const weightOnly = mode === 'dynamic' && (o.dynamicConv ?? 'weight-only') === 'weight-only';
+      const { q, scale } = quantizeSymmetric(W, cout, (i) => Math.floor(i / per), weightOnly ? 127 : qmax);
       const wq = addInit(`${w!.name}_int8`, w!.dims, DataType.INT8, new Uint8Array(q.buffer));
       const b = n.inputs[2] ? inits.get(n.inputs[2]) : undefined;
       if (n.inputs[2] && (!b || b.dataType !== DataType.FLOAT)) throw new DriftlabError(`cannot quantize ${n.name || 'a Conv'}: its bias ${n.inputs[2]} is not a float32 initializer`);
@@ -208,7 +217,7 @@ export function quantizeModel(m: ModelProto, modeIn: QuantizeMode | string, o: Q
         emit('DequantizeLinear', [yq.q, yq.sName, yq.zName], n.outputs[0]);
         continue;
       }
-      if ((o.dynamicConv ?? 'weight-only') === 'weight-only') {
+      if (weightOnly) {
         const sW = addInit(`${w!.name}_scale`, [cout], DataType.FLOAT, f32Bytes(scale));
         const wdq = emit('DequantizeLinear', [wq, sW, addInit(`${w!.name}_zero_point`, [cout], DataType.INT8, new Uint8Array(cout))], fresh(`${w!.name}_dequantized`), axis0);
         nodes.push({ ...n, inputs: [n.inputs[0], wdq, ...n.inputs.slice(2)] });
@@ -250,7 +259,8 @@ export function quantizeModel(m: ModelProto, modeIn: QuantizeMode | string, o: Q
     metadata: {
       ...m.metadata,
       [QUANT_META_KEY]: JSON.stringify({
-        mode, weights: `int8 symmetric (${qmax === 127 ? '8' : '7'}-bit range), per output channel (Conv) / column (MatMul)`,
+        mode, scheme,
+        weights: `int8 symmetric, per output channel (Conv) / column (MatMul); ${qmax === 127 ? '8' : '7'}-bit range where an integer kernel reads them, 8-bit in weight-only Convs`,
         conv: mode === 'static' ? 'qdq' : o.dynamicConv ?? 'weight-only', matmul: 'dynamic',
         activations: mode === 'static' ? `Conv: uint8 per tensor, calibrated (${o.calibration ?? 'min/max'}); MatMul: uint8 per tensor at run time` : 'uint8 per tensor at run time (DynamicQuantizeLinear)',
         quantized: report.counts, kept: report.kept,
@@ -268,6 +278,8 @@ export function quantizeModel(m: ModelProto, modeIn: QuantizeMode | string, o: Q
  */
 export interface QuantMeta {
   mode: QuantizeMode;
+  /** absent in files written before issue #14: those are 'full-range' */
+  scheme: Int8Scheme;
   weights: string;
   conv: 'qdq' | 'integer' | 'weight-only';
   matmul: 'dynamic';

@@ -22,6 +22,8 @@ export interface Engine {
   name: 'tfjs' | 'onnx';
   /** one line for humans: engine, version, threads */
   line: string;
+  /** an int8 .onnx file: its scheme and the CPU's int8 kernels in one line (int8-scheme.ts) */
+  int8Line?: string;
   net: Denoiser;
   dispose(): Promise<void>;
 }
@@ -47,7 +49,7 @@ export async function createEngine(choice: EngineChoice, model: UNetModel, tfjsN
   try {
     const source = o.onnxFile ?? exportOnnx(model.config, model.getFlat()).bytes;
     const unet = await OnnxUNet.create(source, model.config, { threads: o.threads });
-    return { name: 'onnx', line: unet.line, net: unet.denoiser(), dispose: () => unet.release() };
+    return { name: 'onnx', line: unet.line, int8Line: unet.int8Line ?? undefined, net: unet.denoiser(), dispose: () => unet.release() };
   } catch (e) {
     // an explicit choice (or an explicit file) must not silently become something else
     if (!(e instanceof DriftlabError) || choice === 'onnx' || o.onnxFile) throw e;

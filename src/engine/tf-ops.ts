@@ -29,6 +29,11 @@ export const tfOps: Ops<tf.Tensor> = {
   reshape: (x, shape) => x.reshape(shape),
   transpose: (x, perm) => x.transpose(perm),
   concat: (xs, axis) => tf.concat(xs, axis),
+  slice(x, axis, begin, size) {
+    const b = x.shape.map((_, i) => (i === axis ? begin : 0));
+    const s = x.shape.map((_, i) => (i === axis ? size : -1));
+    return tf.slice(x, b, s);
+  },
   softmax: (x) => tf.softmax(x),
   mean: (x, axis, keepDims = false) => tf.mean(x, axis, keepDims),
   broadcastTo: (x, shape) => tf.broadcastTo(x, shape.map((d, i) => (d === -1 ? x.shape[i] : d))),

@@ -50,6 +50,10 @@ export interface ClipStreamOptions {
   contextFrames: number;
   maxContextT: number;
   T: number;
+  /** probability that a window's context is replaced by blank frames (-1): trains p(x | no context) for history guidance */
+  contextDropout?: number;
+  /** Diffusion Forcing (Chen et al. 2024): every target frame draws its own t (default: one t per window) */
+  independentT?: boolean;
 }
 
 export class ClipStream implements BatchStream {
@@ -66,12 +70,15 @@ export class ClipStream implements BatchStream {
     const x0 = new Float32Array(B * F * S * S);
     const t = new Int32Array(B * F);
     const w = new Float32Array(B * F);
+    const drop = this.o.contextDropout ?? 0;
     for (let b = 0; b < B; b++) {
       x0.set(clipWindow(this.mm, this.o.data.pool, this.nextClip++, F), b * F * S * S);
       const tTarget = rng.int(T);
       const tContext = maxContextT > 0 ? rng.int(maxContextT + 1) : 0;
+      // draws only when the option is on, so older recipes replay the very same stream
+      if (drop > 0 && rng.uniform() < drop) x0.fill(-1, b * F * S * S, (b * F + K) * S * S);
       for (let f = 0; f < F; f++) {
-        t[b * F + f] = f < K ? tContext : tTarget;
+        t[b * F + f] = f < K ? tContext : this.o.independentT && f > K ? rng.int(T) : tTarget;
         w[b * F + f] = f < K ? 0 : 1;
       }
     }

@@ -22,6 +22,10 @@ export interface VideoTrainConfig extends Hyper {
   steps: number;
   /** context noise augmentation: context frames get t ~ U{0..maxContextT} (0 = always clean) */
   maxContextT: number;
+  /** probability of training a window with a blank context (0 = never); see clips.ts */
+  contextDropout?: number;
+  /** one t per target frame (Diffusion Forcing) instead of one per window */
+  independentT?: boolean;
 }
 
 export interface VideoPreset {
@@ -56,7 +60,21 @@ export const VIDEO_PRESETS: Record<string, VideoPreset> = {
   },
   'mmnist-small': {
     name: 'mmnist-small',
-    description: '32x32 Moving-MNIST (2x2 pooled), 8-frame windows (4 context + 4 targets), mnist-small U-Net + temporal attention',
+    description: '32x32 Moving-MNIST (2x2 pooled), 4 context frames stacked as input channels of 1 target (MCVD-style), v-prediction, 10% context dropout',
+    model: {
+      sampleSize: 32, inChannels: 1, outChannels: 1, blockOutChannels: [32, 64, 64], layersPerBlock: 1,
+      attention: [false, false, true], midAttention: true, attentionHeads: 1, normGroups: 8, normEps: 1e-5,
+      timeEmbedDim: 32, timeEmbedHidden: 128, numClasses: 0,
+      video: { frames: 5, contextFrames: 4, temporal: [false, false, false], temporalMid: false, temporalHeads: 4, maxFrames: 32, causal: false, conditioning: 'concat' },
+    },
+    schedule: { ...DEFAULT_SCHEDULE },
+    objective: { ...DEFAULT_OBJECTIVE, prediction: 'v' },
+    data: { ...DEFAULT_MMNIST, pool: 2 },
+    train: { ...baseTrain, batchSize: 32, contextDropout: 0.1 },
+  },
+  'mmnist-small-attn': {
+    name: 'mmnist-small-attn',
+    description: 'the first recipe (shipped until 2026-12-01; it learned to ignore its context): 8-frame windows (4 context + 4 targets) seen only through temporal attention, epsilon prediction',
     model: {
       sampleSize: 32, inChannels: 1, outChannels: 1, blockOutChannels: [32, 64, 64], layersPerBlock: 1,
       attention: [false, false, true], midAttention: true, attentionHeads: 1, normGroups: 8, normEps: 1e-5,

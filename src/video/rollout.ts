@@ -3,7 +3,8 @@
  *
  * A sliding window: the last K frames of each of N rollouts are the context; each step generates
  * the F-K targets of the model's window and keeps the first `chunk` of them; every new frame goes
- * through the corrector before it becomes context. Frames stream to disk as they are made:
+ * through the corrector before it becomes context. A corrector with an in-loop hook
+ * (denoiseStep) is also called at every denoising step of every window. Frames stream to disk as they are made:
  *
  *   frames.npy  uint8 [T, N, S, S]  the K context frames, then the (corrected) generated ones
  *   truth.npy   uint8 [T, N, S, S]  the simulator's continuation of the same clips
@@ -28,7 +29,7 @@ import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { poolFrame } from './clips.js';
 import { fromU8, toU8 } from './frames8.js';
-import { continueClips } from './sample-clip.js';
+import { WindowStep, continueClips } from './sample-clip.js';
 
 export interface RolloutSettings {
   rollouts: number;
@@ -155,11 +156,14 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
   const total = K + o.horizon;
   const progress = o.quiet ? null : new Progress({ total: o.horizon, label: `rollout ${o.corrector.name}`, unit: 'frame' });
   if (progress && written > K) progress.tick(written - K);
+  const hook = o.corrector.denoiseStep?.bind(o.corrector);
+  const stepHook = hook ? (step: WindowStep) => hook(step, history) : undefined; // in-loop correction
   const t0 = performance.now();
   try {
     while (written < total) {
       const gen = await continueClips(o.pipeline.net, o.pipeline.schedule, o.pipeline.config.objective.prediction, contextOf(history, N, K, fr), N, K, F, S, {
         sampler: o.sampler, steps: o.steps, eta: o.eta, clipX0: true, rng: sampleRng, contextT: o.corrector.contextT?.() ?? 0,
+        onStep: stepHook,
       });
       const take = Math.min(o.chunk, total - written);
       for (let j = 0; j < take; j++) {

@@ -12,7 +12,7 @@
  */
 import type { Ops } from '../engine/ops.js';
 import type { UNetConfig, VideoConfig } from '../diffusion/config.js';
-import type { Params } from '../diffusion/layers.js';
+import { Params, param } from '../diffusion/layers.js';
 import { ParamSpec, unetApply, unetParamSpecs } from '../diffusion/unet.js';
 import { TemporalConfig, temporalAttention, temporalSpecs } from './temporal.js';
 
@@ -29,18 +29,49 @@ export function temporalSites(c: UNetConfig): [string, number][] {
   return sites;
 }
 
+const isConcat = (c: UNetConfig) => c.video!.conditioning === 'concat';
+/** concat: the U-Net each target runs through takes the target and the K context frames as channels */
+const spatialConfig = (c: UNetConfig): UNetConfig => (isConcat(c) ? { ...c, inChannels: c.inChannels * (1 + c.video!.contextFrames), video: undefined } : c);
+/** concat with several targets: one learned row per target position, added to the time embedding */
+const hasFrameEmbedding = (c: UNetConfig) => isConcat(c) && c.video!.frames - c.video!.contextFrames > 1;
+
 export function videoParamSpecs(c: UNetConfig): ParamSpec[] {
-  const specs = unetParamSpecs(c);
-  const tc = temporalOf(c.video!);
+  const specs = unetParamSpecs(spatialConfig(c));
+  const v = c.video!;
+  const tc = temporalOf(v);
   for (const [name, level] of temporalSites(c)) specs.push(...temporalSpecs(name, c.blockOutChannels[level], tc));
+  if (hasFrameEmbedding(c)) specs.push({ name: 'frame_embedding.weight', shape: [v.frames - v.contextFrames, c.timeEmbedHidden], fanIn: 1, init: 'zeros' });
   return specs;
 }
 
-/** Forward over folded frames; `frames` defaults to the configured window. */
+/**
+ * Forward over folded frames; `frames` (F) defaults to the configured window.
+ *   x: [B*F, S, S, C], t: [B*F] -> [B*F, S, S, Cout]
+ * With concat conditioning the first K frames of each window are context: their output rows
+ * are zeros (no loss or sampler reads them) and only the F-K targets run through the network.
+ */
 export function videoApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T, labels?: T, frames = c.video!.frames): T {
   const v = c.video!;
   const tc = temporalOf(v);
   const sites = new Set(temporalSites(c).map(([n]) => n));
-  return unetApply(o, P, c, x, t, labels, (name, _level, h) =>
-    sites.has(name) ? temporalAttention(o, P, name, h, frames, tc, c.normGroups, c.normEps) : h);
+  const temporal = (F: number) => (name: string, _level: number, h: T) =>
+    sites.has(name) ? temporalAttention(o, P, name, h, F, tc, c.normGroups, c.normEps) : h;
+  if (!isConcat(c)) return unetApply(o, P, c, x, t, labels, temporal(frames));
+  const K = v.contextFrames, N = frames - K;
+  if (N < 1) throw new Error(`a ${frames}-frame window leaves no targets after ${K} context frames`);
+  const [, S, W, C] = o.shape(x);
+  const x5 = o.reshape(x, [-1, frames, S, W, C]); // [B, F, S, W, C]
+  const ctx = o.slice(x5, 1, 0, K); // [B, K, S, W, C]
+  // [B, K, S, W, C] -> [B, 1, S, W, K*C] -> every target: [B, N, S, W, K*C]
+  const ctxCh = o.reshape(o.transpose(ctx, [0, 2, 3, 1, 4]), [-1, 1, S, W, K * C]);
+  const ctxAll = N > 1 ? o.broadcastTo(ctxCh, [-1, N, S, W, K * C]) : ctxCh;
+  const tgt = o.slice(x5, 1, K, N); // [B, N, S, W, C]
+  const xin = o.reshape(o.concat([tgt, ctxAll], 4), [-1, S, W, C * (1 + K)]); // [B*N, S, W, C(1+K)]
+  const tt = o.reshape(o.slice(o.reshape(t, [-1, frames]), 1, K, N), [-1]); // [B*N]
+  const addTemb = hasFrameEmbedding(c)
+    ? (temb: T) => { const [, E] = o.shape(temb); return o.reshape(o.add(o.reshape(temb, [-1, N, E]), param(P, 'frame_embedding.weight')), [-1, E]); }
+    : undefined;
+  const y = unetApply(o, P, spatialConfig(c), xin, tt, labels, temporal(N), addTemb); // [B*N, S, W, Cout]
+  const y5 = o.reshape(y, [-1, N, S, W, c.outChannels]);
+  return o.reshape(o.concat([o.mul(ctx, 0), y5], 1), [-1, S, W, c.outChannels]); // context rows: zeros
 }

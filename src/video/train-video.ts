@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 /**
  * Clip training (`driftlab train-video`): the shared loop over Moving-MNIST windows, optionally
  * starting from an image checkpoint (spatial weights by name; temporal blocks start as identity).
@@ -5,7 +8,11 @@
 import { CHECKPOINT_FORMAT, CheckpointConfig, loadCheckpoint } from '../diffusion/checkpoint.js';
 import { splitFlat, flatLayout } from '../diffusion/model.js';
 import { modelParamSpecs } from '../diffusion/arch.js';
-import { RunCommon, TrainResult, runTraining } from '../diffusion/trainer.js';
+import { RunCommon, TrainCheck, TrainResult, runTraining } from '../diffusion/trainer.js';
+import { UNetModel } from '../diffusion/model.js';
+import { denoiserOf } from '../diffusion/pipeline.js';
+import { makeSchedule } from '../diffusion/schedule.js';
+import { contextUse } from '../eval/context-use.js';
 import { DriftlabError } from '../util/errors.js';
 import { ClipStream, modelFrameSize } from './clips.js';
 import { VideoPreset } from './presets.js';
@@ -14,6 +21,17 @@ export interface TrainVideoOptions extends RunCommon {
   preset: VideoPreset;
   /** image checkpoint whose (EMA) weights initialise the spatial layers */
   initImage?: string;
+  /** log the context-use check (eval/context-use.ts) every N steps (0 = never; default: every checkpoint) */
+  checkEvery?: number;
+}
+
+/** The in-training check: 8 held-out windows at t = 300 and 700, EMA weights (a few seconds). */
+export const TRAIN_CHECK = { windows: 8, ts: [300, 700] };
+
+/** The image checkpoint by folder name and content hash: no path of this machine goes into config.json. */
+function imageRef(dir: string): { name: string; emaSha256: string | null } {
+  const ema = path.join(dir, 'ema.safetensors');
+  return { name: path.basename(path.resolve(dir)), emaSha256: fs.existsSync(ema) ? createHash('sha256').update(fs.readFileSync(ema)).digest('hex') : null };
 }
 
 export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
@@ -21,6 +39,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   if (!(tc.steps >= 1 && Number.isInteger(tc.steps))) throw new DriftlabError(`--steps must be a positive integer, got ${tc.steps}`);
   if (!(tc.batchSize >= 1 && Number.isInteger(tc.batchSize))) throw new DriftlabError(`--batch-size must be a positive integer, got ${tc.batchSize}`);
   if (!(tc.maxContextT >= 0 && tc.maxContextT < p.schedule.timesteps)) throw new DriftlabError(`--context-noise must be in 0..${p.schedule.timesteps - 1}, got ${tc.maxContextT}`);
+  if (tc.contextDropout !== undefined && !(tc.contextDropout >= 0 && tc.contextDropout < 1)) throw new DriftlabError(`--context-dropout must be in [0, 1), got ${tc.contextDropout}`);
   if (modelFrameSize(p.data) !== p.model.sampleSize) {
     throw new DriftlabError(`data frames are ${modelFrameSize(p.data)}px (canvas ${p.data.size} / pool ${p.data.pool}) but the model takes ${p.model.sampleSize}px`);
   }
@@ -35,18 +54,50 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
       throw new DriftlabError(`${o.initImage} has another U-Net shape than ${p.name} (${diff.join(', ') || 'channels/attention'} differ); it cannot initialise it`);
     }
     initFrom = splitFlat(flatLayout(modelParamSpecs(m)), ck.ema ?? ck.params);
+    if (v.conditioning === 'concat') initFrom.set('conv_in.weight', widenConvIn(initFrom.get('conv_in.weight')!, m.inChannels, v.contextFrames));
   }
   const config: CheckpointConfig = {
     format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective,
-    training: { preset: p.name, data: p.data, initImage: o.initImage ?? null, ...tc },
+    training: { preset: p.name, data: p.data, initImage: o.initImage ? imageRef(o.initImage) : null, ...tc },
   };
   const stream = new ClipStream({
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
-    maxContextT: tc.maxContextT, T: p.schedule.timesteps,
+    maxContextT: tc.maxContextT, T: p.schedule.timesteps, contextDropout: tc.contextDropout, independentT: tc.independentT,
   });
   return runTraining({
     label: `train-video ${p.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize * v.frames, total: tc.steps,
     out: o.out, resume: o.resume, overwrite: o.overwrite, workers: o.workers, backend: o.backend, minutes: o.minutes,
-    quiet: o.quiet, onStep: o.onStep, initFrom,
+    quiet: o.quiet, onStep: o.onStep, initFrom, check: contextCheck(p, o.checkEvery ?? tc.checkpointEvery),
   });
+}
+
+function contextCheck(p: VideoPreset, every: number): TrainCheck | undefined {
+  if (!(every > 0) || p.model.video!.contextFrames < 1) return undefined;
+  const schedule = makeSchedule(p.schedule);
+  return {
+    every, file: 'context-use.jsonl',
+    async run(ema) {
+      const model = new UNetModel(p.model, 0);
+      try {
+        model.setFlat(ema);
+        const r = await contextUse(denoiserOf(model), p.model, schedule, p.objective.prediction, p.data, { ...TRAIN_CHECK, seed: 12345 });
+        const ratios = r.t.map((t, i) => `t=${t} ${r.ratioOther[i].toFixed(2)}`).join(', ');
+        return { record: { t: r.t, mseTrue: r.mseTrue, ratioOther: r.ratioOther, ratioBlank: r.ratioBlank, copyLast: r.copyLast }, line: `context use (other/true x0 MSE, EMA, ${r.windows} windows): ${ratios}` };
+      } finally {
+        model.dispose();
+      }
+    },
+  };
+}
+
+/**
+ * conv_in weights [3,3,Cin,Cout] of an image model -> [3,3,Cin(1+K),Cout] for concat conditioning:
+ * the target's channels keep the image weights, the K context frames' channels start at zero, so
+ * the video model starts as the per-frame image model.
+ */
+export function widenConvIn(w: Float32Array, cin: number, K: number): Float32Array {
+  const cout = w.length / (9 * cin), wide = cin * (1 + K);
+  const out = new Float32Array(9 * wide * cout);
+  for (let k = 0; k < 9; k++) for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) out[(k * wide + i) * cout + o] = w[(k * cin + i) * cout + o];
+  return out;
 }

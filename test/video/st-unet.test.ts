@@ -170,4 +170,34 @@ test('ONNX export of the video model matches tfjs', async () => {
   } finally { await unet.release(); }
 });
 
+test('concat conditioning: context rows are zero, targets depend on the context, ONNX matches tfjs', async () => {
+  await ensureWasm();
+  await requireOrt();
+  // 3 context frames as channels of 3 targets (frame embedding and broadcast paths), temporal attention among targets
+  const CAT: UNetConfig = { ...VIDEO, video: { ...VIDEO.video!, conditioning: 'concat' } };
+  const K = CAT.video!.contextFrames, S = CAT.sampleSize, fr = S * S;
+  const vals = randomValues(CAT, 12);
+  const rng = new Rng(13);
+  const n = 2 * F;
+  const x = rng.normals(n * fr);
+  const t = Float32Array.from({ length: n }, (_, i) => (i % F < K ? 0 : 300 + i));
+  const ref = forward(CAT, vals, x, t);
+  for (let b = 0; b < 2; b++) for (let i = b * F * fr; i < (b * F + K) * fr; i++) assert.is(ref[i], 0);
+  const x2 = x.slice();
+  for (let i = 0; i < fr; i++) x2[i] += 1; // change one context frame of clip 0 only
+  const ref2 = forward(CAT, vals, x2, t);
+  let d0 = 0, d1 = 0;
+  for (let i = K * fr; i < F * fr; i++) d0 = Math.max(d0, Math.abs(ref2[i] - ref[i]));
+  for (let i = F * fr; i < 2 * F * fr; i++) d1 = Math.max(d1, Math.abs(ref2[i] - ref[i]));
+  assert.ok(d0 > 1e-3, `clip 0's targets ignore its context (max change ${d0})`);
+  assert.is(d1, 0, 'clip 1 must not see clip 0');
+  const unet = await OnnxUNet.create(exportOnnx(CAT, vals).bytes, CAT, { threads: 1 });
+  try {
+    const got = await unet.run(x, n, t);
+    let d = 0;
+    for (let i = 0; i < ref.length; i++) d = Math.max(d, Math.abs(ref[i] - got[i]));
+    assert.ok(d < 1e-4, `max |onnx - tfjs| = ${d}`);
+  } finally { await unet.release(); }
+});
+
 test.run();

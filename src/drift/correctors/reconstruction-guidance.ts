@@ -1,0 +1,52 @@
+/**
+ * `reconstruction-guidance` (Ho et al. 2022, Video Diffusion Models, sec. 3.1: conditional
+ * sampling for autoregressive extension). The context x^a and the targets' x^b_t are denoised
+ * jointly, with the context noised to the targets' level t (z^a_t = sqrt(abar_t) x^a +
+ * sqrt(1 - abar_t) e, fresh e at every step); how well the model then reconstructs the context
+ * says how consistent the targets are with it, and its gradient moves the targets:
+ *
+ *   x~^b_0 = x^b_0 - (w_r sqrt(abar_t) / 2) grad_{x^b_t} || x^a - x^a_0([z^a_t, x^b_t]) ||^2
+ *
+ * x^b_0 is the sampler's own estimate (context shown as usual); the gradient is one backward
+ * pass through the denoiser on tfjs (CorrectorContext.differentiable), per step, inside the
+ * window only: never through the rollout. Needs non-causal temporal attention (with a causal
+ * mask the context cannot see the targets and the gradient is zero). Config: {"scale": 2}.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { predictX0Eps } from '../../diffusion/samplers.js';
+import { DriftlabError } from '../../util/errors.js';
+import type { WindowStep } from '../corrector.js';
+import { registerCorrector } from '../registry.js';
+
+registerCorrector('reconstruction-guidance', 'Ho et al.: move the targets along the gradient of the context reconstruction error', (ctx, config) => {
+  const scale = Number(config.scale ?? 2);
+  if (!Number.isFinite(scale) || scale < 0) throw new DriftlabError(`reconstruction-guidance: "scale" must be a non-negative number, got ${config.scale}`);
+  const net = ctx.differentiable;
+  return {
+    name: 'reconstruction-guidance',
+    describe: () => ({ scale }),
+    reset: () => undefined,
+    correct: (frame) => ({ ...frame, data: frame.data.slice() }),
+    denoiseStep(step: WindowStep) {
+      if (scale === 0 || step.K === 0) return undefined;
+      if (!net) throw new DriftlabError('reconstruction-guidance needs the tfjs model (CorrectorContext.differentiable); build the context with correctorContext()');
+      const { B, K, F, S, t, abar } = step, N = F - K;
+      const e = ctx.rng.normals(step.context.length);
+      const tRow = new Float32Array(B * F).fill(t);
+      const x0 = tf.tidy(() => {
+        const xa = tf.tensor5d(step.context, [B, K, S, S, 1]);
+        const za = tf.add(tf.mul(xa, Math.sqrt(abar)), tf.mul(tf.tensor5d(e, [B, K, S, S, 1]), Math.sqrt(1 - abar)));
+        const error = (xb: tf.Tensor) => {
+          const window = tf.concat([za, xb.reshape([B, N, S, S, 1])], 1).reshape([B * F, S, S, 1]) as tf.Tensor4D;
+          const out = net(window, tRow);
+          const ctxSlots = (v: tf.Tensor) => tf.slice(v.reshape([B, F, S, S, 1]), [0, 0, 0, 0, 0], [B, K, S, S, 1]).reshape([B * K, S, S, 1]) as tf.Tensor4D;
+          const rec = predictX0Eps(ctx.prediction, ctxSlots(out), ctxSlots(window), abar).x0;
+          return tf.sum(tf.square(tf.sub(xa.reshape([B * K, S, S, 1]), rec))) as tf.Scalar;
+        };
+        const g = tf.grad(error)(step.x) as tf.Tensor4D;
+        return tf.sub(step.x0, tf.mul(g, (scale * Math.sqrt(abar)) / 2)) as tf.Tensor4D;
+      });
+      return { x0 };
+    },
+  };
+});
