@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { isAtomicLeftover, writeFileAtomic } from '../io/atomic.js';
 import { DriftlabError } from '../util/errors.js';
 import { ALLOWED, type Arm, type Sweep } from './spec.js';
 
@@ -47,7 +47,7 @@ export function readSweepRecord(root: string): SweepRecord {
  */
 export async function writeSweepRecord(root: string, s: Sweep, specFile: string, queue: string | null): Promise<void> {
   const old = readJson(path.join(root, 'sweep.json'));
-  if (!old && fs.existsSync(root) && fs.readdirSync(root).length) throw new DriftlabError(`${root} is not empty and holds no sweep; choose a new --out`);
+  if (!old && fs.existsSync(root) && fs.readdirSync(root).some((f) => !isAtomicLeftover(f))) throw new DriftlabError(`${root} is not empty and holds no sweep; choose a new --out`);
   if (old) {
     const was = new Map<string, string>((old.arms ?? []).map((a: Arm) => [a.id, a.hash]));
     for (const a of s.arms) if (was.has(a.id) && was.get(a.id) !== a.hash) throw new DriftlabError(`arm '${a.id}' in ${root} ran with other options; choose a new --out (or remove ${armDir(root, a.id)})`);
