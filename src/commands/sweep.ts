@@ -5,11 +5,12 @@
  */
 import type { CommandModule } from 'yargs';
 import { collectSweep } from '../sweep/collect.js';
-import { enqueueSweep, queueStates, runWorker, type QueueArmState } from '../sweep/queue.js';
-import { checkQueue, parseQueueUrl, QUEUE_HELP, queueFrom, redacted, type QueueUrl } from '../sweep/queue-url.js';
+import { enqueueSweep, runWorker } from '../sweep/queue.js';
+import { checkQueue, QUEUE_HELP, queueFrom, redacted } from '../sweep/queue-url.js';
 import { runLocal } from '../sweep/run.js';
 import { readSweepFile } from '../sweep/spec.js';
-import { armRecord, diskProgress, readAttempts, readSweepRecord, writeSweepRecord } from '../sweep/state.js';
+import { writeSweepRecord } from '../sweep/state.js';
+import { sweepStatus } from '../sweep/status.js';
 import { DriftlabError } from '../util/errors.js';
 import { positiveInt } from './common.js';
 
@@ -41,13 +42,6 @@ const run: CommandModule<any, any> = {
   },
 };
 
-/** The queue to ask for a sweep: --queue, DRIFTLAB_QUEUE, or the sweep's own record when it needs no password. */
-function statusQueue(arg: unknown, recorded: string | null): QueueUrl | undefined {
-  const q = queueFrom(arg, true);
-  if (q) return q;
-  return recorded && !recorded.includes('***') ? parseQueueUrl(recorded) : undefined;
-}
-
 const status: CommandModule<any, any> = {
   command: 'status <dir>',
   describe: 'progress of every arm of a sweep, from the queue and the results on disk',
@@ -55,19 +49,7 @@ const status: CommandModule<any, any> = {
     .positional('dir', { type: 'string', describe: 'the sweep folder (--out of driftlab sweep)' })
     .option('queue', { type: 'string', describe: `${QUEUE_DESCRIBE}; default: DRIFTLAB_QUEUE, else the queue the sweep was sent to (when it has no password)` }),
   handler: async (a) => {
-    const rec = readSweepRecord(a.dir);
-    const q = statusQueue(a.queue, rec.queue);
-    const states: Map<string, QueueArmState> = q ? await queueStates(a.dir, rec, q) : new Map();
-    const counts: Record<string, number> = {};
-    const lines = rec.arms.map((arm) => {
-      const disk = armRecord(a.dir, arm), qs = states.get(arm.id), tries = readAttempts(a.dir, arm.id).length;
-      const live = qs && ['active', 'waiting', 'delayed', 'prioritized'].includes(qs.state);
-      const st = disk?.status === 'done' ? 'done' : live ? qs!.state : disk?.status === 'failed' || qs?.state === 'failed' ? 'failed' : tries ? 'stopped' : 'not started';
-      counts[st] = (counts[st] ?? 0) + 1;
-      const note = st === 'done' ? `${disk!.seconds?.toFixed(1) ?? '?'} s` : st === 'failed' ? (disk?.error ?? qs?.error ?? '') : diskProgress(a.dir, arm);
-      return `${arm.id.padEnd(36)} ${st.padEnd(11)} attempts ${String(tries).padEnd(3)} ${note}`;
-    });
-    process.stdout.write(`${lines.join('\n')}\n${rec.arms.length} arms: ${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ')}${q ? ` (queue ${redacted(q)})` : rec.queue ? ' (disk only: pass --queue or DRIFTLAB_QUEUE with the password for the queue\'s view)' : ''}\n`);
+    process.stdout.write((await sweepStatus(a.dir, a.queue)).text);
   },
 };
 
@@ -78,6 +60,7 @@ const collect: CommandModule<any, any> = {
   handler: async (a) => {
     const r = await collectSweep(a.dir, log);
     process.stdout.write(r.table);
+    for (const f of r.failed) process.stdout.write(`failed: ${f.arm}: ${f.error}\n`);
     process.stdout.write(`report: ${r.dir}/report.html\n`);
   },
 };

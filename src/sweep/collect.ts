@@ -1,7 +1,8 @@
 /**
  * `driftlab sweep collect DIR`: one summary over every finished arm. Only arms whose state file
  * says done are read (the state file is written after the arm's own outputs, all atomically), so
- * a running or killed arm is never half-collected; the others are listed as missing.
+ * a running or killed arm is never half-collected; the others are listed as missing, and arms
+ * that failed for good are listed with their error (summary.json "failed", summary.md, report).
  *
  * Drift arms: each arm's summary.json (means at its report frames, Frechet, FVD) gives one row
  * per arm and corrector; the per-frame metrics.jsonl, pooled over the arms that differ only in
@@ -60,13 +61,14 @@ function pooled(p: Pool, key: Key): Float64Array {
   return out;
 }
 
-export async function collectSweep(root: string, log: (l: string) => void = () => undefined): Promise<{ dir: string; table: string; missing: string[] }> {
+export async function collectSweep(root: string, log: (l: string) => void = () => undefined): Promise<{ dir: string; table: string; missing: string[]; failed: { arm: string; error: string }[] }> {
   const rec = readSweepRecord(root);
   const outDir = path.join(root, 'collected');
-  const rows: ArmRow[] = [], missing: string[] = [], experiments: { id: string; command: string; folder: string }[] = [];
+  const rows: ArmRow[] = [], missing: string[] = [], failed: { arm: string; error: string }[] = [], experiments: { id: string; command: string; folder: string }[] = [];
   const pools = new Map<string, Pool>();
   for (const arm of rec.arms) {
     const r = armRecord(root, arm);
+    if (r?.status === 'failed') { failed.push({ arm: arm.id, error: r.error ?? 'no error recorded' }); continue; }
     if (r?.status !== 'done') { missing.push(arm.id); continue; }
     const d = armDir(root, arm.id);
     if (arm.command !== 'drift') { experiments.push({ id: arm.id, command: arm.command, folder: path.relative(root, d) }); continue; }
@@ -83,7 +85,7 @@ export async function collectSweep(root: string, log: (l: string) => void = () =
       p.perArm.set(arm.id, readPerFrame(path.join(d, 'metrics.jsonl'), corrector, s.horizon, s.rollouts));
     }
   }
-  if (!rows.length && !experiments.length) throw new DriftlabError(`no arm of ${root} has finished yet; see 'driftlab sweep status ${root}'`);
+  if (!rows.length && !experiments.length) throw new DriftlabError(`no arm of ${root} has finished yet${failed.length ? ` (${failed.length} failed)` : ''}; see 'driftlab sweep status ${root}'`);
   fs.mkdirSync(path.join(outDir, 'plots'), { recursive: true });
 
   // per arm: the arm's own summary rows
@@ -134,7 +136,7 @@ export async function collectSweep(root: string, log: (l: string) => void = () =
   }
 
   const summary = {
-    sweep: rec.name, arms: rec.arms.length, collected: rows.length ? [...new Set(rows.map((r) => r.arm.id))] : [], missing, experiments,
+    sweep: rec.name, arms: rec.arms.length, collected: rows.length ? [...new Set(rows.map((r) => r.arm.id))] : [], missing, failed, experiments,
     rows: rows.map((r) => ({ arm: r.arm.id, corrector: r.corrector, grid: r.arm.grid, options: r.arm.options, at: r.at, frechetLastBin: r.frechetLastBin, fvd: r.fvd })),
     groups,
   };
@@ -142,20 +144,22 @@ export async function collectSweep(root: string, log: (l: string) => void = () =
   await writeFileAtomic(path.join(outDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   await writeFileAtomic(path.join(outDir, 'arms.csv'), armCsv.join('\n') + '\n');
   await writeFileAtomic(path.join(outDir, 'groups.csv'), groupCsv.join('\n') + '\n');
-  await writeFileAtomic(path.join(outDir, 'summary.md'), `${table}\n${md(gCols, gRows)}`);
+  const failedMd = failed.length ? `\nFailed arms (not collected):\n\n${failed.map((f) => `- ${f.arm}: ${f.error}`).join('\n')}\n` : '';
+  await writeFileAtomic(path.join(outDir, 'summary.md'), `${table}\n${md(gCols, gRows)}${failedMd}`);
   await writeFileAtomic(path.join(outDir, 'timing.csv'), timing.join('\n') + '\n');
   const notes = [
     'Rows per arm are the arms\' own summary.json values (means over their rollouts); groups pool every rollout of the arms that differ only in seed.',
     'Frechet frame distance and FVD use driftlab\'s Moving-MNIST encoders; they compare only runs measured with the same encoders.',
     ...(missing.length ? [`Not finished, so not collected: ${missing.join(', ')}.`] : []),
+    ...failed.map((f) => `Failed, so not collected: ${f.arm}: ${f.error}`),
     ...experiments.map((e) => `${e.id} (${e.command}): results in ${e.folder}/.`),
   ];
   await writeReport(path.join(outDir, 'report.html'), {
-    title: `driftlab sweep: ${rec.name}`, subtitle: `${rec.arms.length - missing.length} of ${rec.arms.length} arms finished`,
+    title: `driftlab sweep: ${rec.name}`, subtitle: `${rec.arms.length - missing.length - failed.length} of ${rec.arms.length} arms finished${failed.length ? `, ${failed.length} failed` : ''}`,
     meta: { sweep: rec.spec, arms: rec.arms.length, queue: rec.queue ?? 'local' },
     tables: [{ title: 'Arms', columns: cols, rows: armRows }, { title: 'Groups (pooled over seeds)', caption: 'MSE as mean ± std over seeds x rollouts.', columns: gCols, rows: gRows }],
     figures, videos: [], notes,
   });
-  log(`collected ${rows.length ? new Set(rows.map((r) => r.arm.id)).size : 0} drift arms${experiments.length ? ` and ${experiments.length} experiments` : ''} into ${outDir}/ (report.html)${missing.length ? `; not finished: ${missing.join(', ')}` : ''}`);
-  return { dir: outDir, table, missing };
+  log(`collected ${rows.length ? new Set(rows.map((r) => r.arm.id)).size : 0} drift arms${experiments.length ? ` and ${experiments.length} experiments` : ''} into ${outDir}/ (report.html)${missing.length ? `; not finished: ${missing.join(', ')}` : ''}${failed.length ? `; failed: ${failed.map((f) => f.arm).join(', ')}` : ''}`);
+  return { dir: outDir, table, missing, failed };
 }

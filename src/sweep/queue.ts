@@ -8,7 +8,9 @@
  * expires, another worker's stalled-job check puts the job back (up to --max-stalled times) and
  * the arm resumes from its own saved state (drift --resume, an experiment's --resume folder). An
  * arm that fails is retried with exponential backoff up to the sweep's attempts, then left failed
- * with its error; the other arms go on.
+ * with its error; the other arms go on. A job that lost its worker more than --max-stalled times
+ * is failed by BullMQ (the next worker to pull it fails it without running it) and that worker
+ * writes the arm's failure record, so status and collect show it.
  *
  * Trust: a job carries only the sweep folder and the arm's id, command and options. A worker
  * runs it only if the folder's own sweep.json lists that arm with that hash, and rebuilds the
@@ -21,7 +23,7 @@ import { DriftlabError } from '../util/errors.js';
 import { armHash, checkArmOptions, type Arm, type Sweep } from './spec.js';
 import { checkQueue, connectionOptions, redacted, scrub, type QueueUrl } from './queue-url.js';
 import { argvFor, runArgvInChild, workerName, type ChildRun } from './run.js';
-import { isDone, logAttempt, readSweepRecord, writeArmRecord } from './state.js';
+import { armRecord, isDone, logAttempt, readSweepRecord, writeArmRecord } from './state.js';
 
 export interface JobData { format: 'driftlab-sweep-job-1'; root: string; arm: { id: string; command: string; options: Arm['options']; hash: string } }
 
@@ -129,7 +131,17 @@ export async function runWorker(q: QueueUrl, o: WorkerOptions): Promise<void> {
     lockDuration: o.lockSeconds * 1000, stalledInterval: o.lockSeconds * 1000, maxStalledCount: o.maxStalled,
   });
   worker.on('completed', (job) => log(`worker: ${job.data?.arm?.id} finished`));
-  worker.on('failed', (job, err) => log(`worker: ${job?.data?.arm?.id} failed (attempt ${job?.attemptsMade}/${job?.opts.attempts ?? 1}): ${err.message}`));
+  // A job that failed for good gets its arm's failure record here too: the processor writes it
+  // for an arm that failed its last attempt, but a job that lost its worker more than
+  // --max-stalled times is failed by BullMQ without ever reaching a processor.
+  const records = new Set<Promise<void>>();
+  worker.on('failed', (job, err) => {
+    log(`worker: ${job?.data?.arm?.id} failed (attempt ${job?.attemptsMade}/${job?.opts.attempts ?? 1}): ${failureReason(err.message, o.maxStalled)}`);
+    if (!job) return;
+    const p = recordFinalFailure(job, failureReason(scrub(err.message, q), o.maxStalled)).catch((e) => log(`worker: cannot record the failure of job ${job.id}: ${(e as Error).message}`));
+    records.add(p);
+    void p.finally(() => records.delete(p));
+  });
   worker.on('stalled', (id) => log(`worker: job ${id} stalled (its worker stopped); it goes back to the queue and resumes from its saved state`));
   worker.on('error', (e) => log(`worker: queue error: ${String(e?.message ?? e).split('\n')[0]}`));
   // a stopped worker behaves like a killed one: its job stalls and resumes elsewhere
@@ -157,4 +169,20 @@ export async function runWorker(q: QueueUrl, o: WorkerOptions): Promise<void> {
     await worker.close();
   }
   await run;
+  await Promise.all(records);
+}
+
+/** BullMQ's reason for a job failed by its stalled check, in the sweep's words. */
+export const STALLED_REASON = 'job stalled more than allowable limit';
+export function failureReason(msg: string, maxStalled: number): string {
+  return msg === STALLED_REASON ? `the arm lost its worker more than ${maxStalled} time${maxStalled === 1 ? '' : 's'} (killed or stopped mid-arm; BullMQ: ${msg}); not retried` : msg;
+}
+
+/** Write the failure record of a job's arm once BullMQ holds the job as failed (not when it is only retried). */
+async function recordFinalFailure(job: Job, error: string): Promise<void> {
+  let root: string, arm: Arm;
+  try { ({ root, arm } = armOfJob(job.data)); } catch { return; } // not a job of a sweep this machine sees
+  if ((await job.getState()) !== 'failed') return;
+  if (armRecord(root, arm)?.status === 'failed') return; // the processor wrote it, with the arm's own error
+  await writeArmRecord(root, { id: arm.id, hash: arm.hash, status: 'failed', error });
 }
