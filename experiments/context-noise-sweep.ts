@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { writeChart, type Series } from '../src/plot/chart.js';
 import { statsAt } from '../src/drift/study-outputs.js';
 import { makeRunDir, markdownTable } from './common.js';
-import { ArmBudget, ArmResult, curve, meanOver, trainArm } from './video-common.js';
+import { ArmBudget, ArmResult, baselineRows, correctorsOf, curve, meanOver, trainArm } from './video-common.js';
 
 export interface ContextNoiseSweepOptions extends ArmBudget {
   levels: number[];
@@ -29,7 +29,7 @@ export async function contextNoiseSweep(o: ContextNoiseSweepOptions): Promise<{ 
   const frames = [...new Set([1, 10, 100, 1000].filter((k) => k <= H).concat(H))];
   const rows: Record<string, string | number>[] = [];
   for (const r of results) {
-    for (const c of r.study.metrics.perFrame.keys()) {
+    for (const c of correctorsOf(r.study)) {
       const row: Record<string, string | number> = { level: r.arm.maxContextT!, corrector: c, 'train loss': r.finalLoss };
       const pf = r.study.metrics.perFrame.get(c)!;
       for (const k of frames) {
@@ -42,12 +42,13 @@ export async function contextNoiseSweep(o: ContextNoiseSweepOptions): Promise<{ 
       rows.push(row);
     }
   }
+  rows.push(...baselineRows(results[0].study, frames, N, (name) => ({ level: '-', corrector: name, 'train loss': '-' }), () => ({ 'train s': '-' })));
   const head = `context-noise-sweep: ${o.preset}${o.initImage ? ` started from ${o.initImage}` : ' from scratch'}, ${o.trainSteps} steps of ${o.batchSize ?? 'the preset\'s'} clips per level (seed ${o.seed}); drift over ${N} rollouts x ${H} frames, DDIM ${o.steps} steps; means over rollouts.\n\n`;
   await run.write('table.md', head + markdownTable(rows));
   await run.write('results.json', JSON.stringify({ options: { ...o, log: undefined }, rows, summaries: results.map((r) => ({ level: r.arm.maxContextT, ckpt: r.ckpt, summary: r.study.summary })) }, null, 2) + '\n');
   for (const key of ['mse', 'ssim', 'traj'] as const) {
     const series: Series[] = [];
-    for (const r of results) for (const c of r.study.metrics.perFrame.keys()) series.push(curve(r.study, c, key, `L=${r.arm.maxContextT} ${c}`, H, N));
+    for (const r of results) for (const c of correctorsOf(r.study)) series.push(curve(r.study, c, key, `L=${r.arm.maxContextT} ${c}`, H, N));
     writeChart(path.join(run.dir, `${key}-vs-frame`), { title: `${key} against frame, by train-time context noise`, xlabel: 'generated frame k', ylabel: key, series });
   }
   const lvl = results.map((r) => r.arm.maxContextT!);

@@ -21,7 +21,7 @@ import { statsAt } from '../src/drift/study-outputs.js';
 import { DriftlabError } from '../src/util/errors.js';
 import { getVideoPreset } from '../src/video/presets.js';
 import { makeRunDir, markdownTable } from './common.js';
-import { ArmBudget, ArmResult, curve, meanOver, trainArm } from './video-common.js';
+import { ArmBudget, ArmResult, baselineRows, curve, meanOver, trainArm } from './video-common.js';
 
 export interface ImageToVideoOptions extends ArmBudget {
   initImage?: string;
@@ -68,6 +68,7 @@ export async function imageToVideo(o: ImageToVideoOptions): Promise<{ dir: strin
     row['FrechetFD last bin'] = fr?.frechet.at(-1) ?? NaN;
     return row;
   });
+  rows.push(...baselineRows(arms[0].study, frames, N, (name) => ({ model: name, 'final train loss': '-', 'train s': '-' }), (c) => ({ 'FrechetFD last bin': arms[0].study.metrics.frechet.get(c)?.frechet.at(-1) ?? NaN })));
   const head = `image-to-video: ${o.preset}, ${o.trainSteps} video steps per arm (seed ${o.seed}); image model ${initImage}${imageSeconds !== null ? ` (trained here, ${Math.round(imageSeconds)} s)` : ''}; drift over ${N} rollouts x ${H} frames, DDIM ${o.steps} steps, corrector none.\n\n`;
   await run.write('table.md', head + markdownTable(rows));
   await run.write('results.json', JSON.stringify({ options: { ...o, log: undefined }, initImage, imageSeconds, rows, summaries: arms.map((r) => ({ arm: r.arm.name, ckpt: r.ckpt, summary: r.study.summary })) }, null, 2) + '\n');

@@ -10,7 +10,7 @@ import type { EngineChoice } from '../src/engine/select.js';
 import { runDriftStudy, type DriftStudyResult } from '../src/drift/study.js';
 import { statsAt } from '../src/drift/study-outputs.js';
 import type { Series } from '../src/plot/chart.js';
-import { getVideoPreset } from '../src/video/presets.js';
+import { getVideoPreset, type VideoPreset } from '../src/video/presets.js';
 import { trainVideo } from '../src/video/train-video.js';
 
 export interface VideoArm {
@@ -18,11 +18,15 @@ export interface VideoArm {
   name: string;
   maxContextT?: number;
   initImage?: string;
+  /** change the preset before training (a recipe arm: conditioning, objective, dropout...) */
+  apply?: (p: VideoPreset) => void;
 }
 
 export interface ArmBudget {
   preset: string;
   trainSteps: number;
+  /** wall-time budget per arm in minutes (equal wall time); trainSteps is then only a cap */
+  minutes?: number;
   batchSize?: number;
   workers: number;
   backend: BackendName;
@@ -58,11 +62,20 @@ export interface ArmResult {
  */
 function armRecipe(preset: unknown, initImage: string | undefined, b: ArmBudget): string {
   const init = initImage ? createHash('sha256').update(fs.readFileSync(path.join(initImage, 'ema.safetensors'))).digest('hex') : null;
-  return JSON.stringify({ preset, initImage: init, workers: b.workers, backend: b.backend, running: backendInfo()?.line ?? null });
+  return JSON.stringify({ preset, initImage: init, workers: b.workers, backend: b.backend, running: backendInfo()?.line ?? null, ...(b.minutes ? { minutes: b.minutes } : {}) });
+}
+
+/** Written when an arm's training budget is spent: a time-budgeted arm must not train again on --resume. */
+const DONE = 'budget-done.json';
+function armDone(d: string, steps: number, minutes?: number): boolean {
+  try {
+    if (minutes) return fs.existsSync(path.join(d, DONE));
+    return JSON.parse(fs.readFileSync(path.join(d, 'train-state.json'), 'utf8')).step >= steps;
+  } catch { return false; }
 }
 
 /** A finished arm elsewhere under root (any video experiment, any run) trained from the same recipe. */
-function findTrainedArm(root: string, recipe: string, steps: number, exclude: string): string | null {
+function findTrainedArm(root: string, recipe: string, steps: number, exclude: string, minutes?: number): string | null {
   if (!fs.existsSync(root)) return null;
   for (const exp of fs.readdirSync(root)) {
     const expDir = path.join(root, exp);
@@ -75,7 +88,7 @@ function findTrainedArm(root: string, recipe: string, steps: number, exclude: st
         if (path.resolve(d) === path.resolve(exclude)) continue;
         try {
           if (fs.readFileSync(path.join(d, 'recipe.json'), 'utf8') !== recipe) continue;
-          if (JSON.parse(fs.readFileSync(path.join(d, 'train-state.json'), 'utf8')).step >= steps) return d;
+          if (armDone(d, steps, minutes)) return d;
         } catch { /* unfinished or foreign folder */ }
       }
     }
@@ -89,12 +102,17 @@ export async function trainArm(dir: string, arm: VideoArm, b: ArmBudget, correct
   preset.train.seed = b.seed;
   if (b.batchSize) preset.train.batchSize = b.batchSize;
   if (arm.maxContextT !== undefined) preset.train.maxContextT = arm.maxContextT;
+  arm.apply?.(preset);
   preset.train.checkpointEvery = Math.max(1, Math.min(preset.train.checkpointEvery, b.trainSteps));
   const ckpt = path.join(dir, 'models', arm.name);
   const recipe = armRecipe(preset, arm.initImage, b);
-  const earlier = b.root && !fs.existsSync(path.join(ckpt, 'train-state.json')) ? findTrainedArm(b.root, recipe, b.trainSteps, ckpt) : null;
+  const earlier = b.root && !fs.existsSync(path.join(ckpt, 'train-state.json')) ? findTrainedArm(b.root, recipe, b.trainSteps, ckpt, b.minutes) : null;
   let t: { seconds: number; lastLoss: number };
-  if (earlier) {
+  if (b.minutes && armDone(ckpt, b.trainSteps, b.minutes)) {
+    const done = JSON.parse(fs.readFileSync(path.join(ckpt, DONE), 'utf8'));
+    b.log?.(`${arm.name}: its ${b.minutes}-minute budget was spent earlier (step ${done.steps}); not trained again`);
+    t = { seconds: done.seconds, lastLoss: done.lastLoss };
+  } else if (earlier) {
     // the same recipe trained before: copy it (run folders stay self-contained) instead of retraining
     b.log?.(`${arm.name}: same recipe as ${earlier}, reused (not retrained)`);
     // copied under a temporary name and renamed, so a kill never leaves a half-copied arm
@@ -112,7 +130,13 @@ export async function trainArm(dir: string, arm: VideoArm, b: ArmBudget, correct
     b.log?.(`${arm.name}: training ${b.preset} for ${b.trainSteps} steps of ${preset.train.batchSize} clips (context noise ${preset.train.maxContextT}${arm.initImage ? `, spatial layers from ${arm.initImage}` : ', from scratch'})`);
     fs.mkdirSync(ckpt, { recursive: true });
     fs.writeFileSync(path.join(ckpt, 'recipe.json'), recipe);
-    t = await trainVideo({ preset, initImage: arm.initImage, out: ckpt, workers: b.workers, backend: b.backend, quiet: b.quiet, resume: true });
+    const r = await trainVideo({ preset, initImage: arm.initImage, out: ckpt, workers: b.workers, backend: b.backend, quiet: b.quiet, resume: true, minutes: b.minutes });
+    t = r;
+    if (b.minutes) {
+      // a kill mid-budget resumes with a fresh budget; the folder records what was spent in the end
+      const steps = JSON.parse(fs.readFileSync(path.join(ckpt, 'train-state.json'), 'utf8')).step;
+      fs.writeFileSync(path.join(ckpt, DONE), JSON.stringify({ minutes: b.minutes, seconds: r.seconds, steps, lastLoss: r.lastLoss }) + '\n');
+    }
   }
   const study = await runDriftStudy({
     ckpt, correctors, horizon: b.horizon, rollouts: b.rollouts, steps: b.steps, seed: b.seed, engine: b.engine,
@@ -139,4 +163,31 @@ export function meanOver(r: DriftStudyResult, corrector: string, key: 'mse' | 's
     if (Number.isFinite(v)) { s += v; n++; }
   }
   return n ? s / n : NaN;
+}
+
+/** The correctors of a study, without the trivial baselines it also scored. */
+export function correctorsOf(r: DriftStudyResult): string[] {
+  return [...r.metrics.perFrame.keys()].filter((c) => !r.summary.correctors[c]?.baseline);
+}
+
+/**
+ * Rows for the trivial baselines (copy-last, blank) of a study, in the table layout of the video
+ * experiments: `lead` gives the leading columns, then MSE/SSIM/traj at each frame, mean MSE over
+ * 1..H and `tail(name)`. Every arm shares the seed and data, so one study's baselines stand for all.
+ */
+export function baselineRows(
+  r: DriftStudyResult, frames: number[], N: number, lead: (name: string) => Record<string, string | number>, tail: (baseline: string) => Record<string, string | number> = () => ({}),
+): Record<string, string | number>[] {
+  const H = r.summary.horizon as number;
+  return [...r.metrics.perFrame.keys()].filter((c) => r.summary.correctors[c]?.baseline).map((c) => {
+    const pf = r.metrics.perFrame.get(c)!;
+    const row: Record<string, string | number> = lead(`${c} (baseline)`);
+    for (const k of frames) {
+      row[`MSE@${k}`] = statsAt(pf.mse, r.K, N, k).mean;
+      row[`SSIM@${k}`] = statsAt(pf.ssim, r.K, N, k).mean;
+      row[`traj@${k}`] = statsAt(pf.traj, r.K, N, k).mean;
+    }
+    row[`mean MSE 1..${H}`] = meanOver(r, c, 'mse', 1, H, N);
+    return { ...row, ...tail(c) };
+  });
 }

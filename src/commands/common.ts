@@ -9,6 +9,12 @@ export function positiveInt(name: string, v: unknown): number {
   return n;
 }
 
+export function positiveNumber(name: string, v: unknown): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new DriftlabError(`--${name} must be a positive number, got ${v}`);
+  return n;
+}
+
 export function nonNegative(name: string, v: unknown): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new DriftlabError(`--${name} must be a non-negative number, got ${v}`);

@@ -32,7 +32,7 @@ export const demoCommand: CommandModule<any, any> = {
     .option('horizon', { type: 'number', default: 200, describe: 'frames per rollout' })
     .option('rollouts', { type: 'number', default: 4 })
     .option('steps', { type: 'number', default: 10, describe: 'DDIM steps per model call' })
-    .option('chunk', { type: 'number', default: 4, describe: 'frames kept per model call (the model generates 4 targets from 4 context frames; 1 = frame by frame, 4x slower)' })
+    .option('chunk', { type: 'number', describe: "frames kept per model call (default: every target the model generates per call; the shipped model makes 1 from 4 context frames)" })
     .option('corrector-config', { type: 'string', default: '{"renoise": {"t": 200, "steps": 4}}', describe: 'JSON per corrector (default: renoise re-denoises from t* = 200 in 4 DDIM steps)' })
     .option('tiny', { type: 'boolean', default: false, describe: 'tiny settings (a few frames, 2 rollouts, 2 DDIM steps) to check the whole pipeline in seconds' })
     .option('engine', engineOption),
@@ -46,7 +46,9 @@ export const demoCommand: CommandModule<any, any> = {
     const info = await initBackend(a.backend as BackendName, { quiet: true });
     const tiny = Boolean(a.tiny);
     const horizon = tiny ? 8 : positiveInt('horizon', a.horizon), rollouts = tiny ? 2 : positiveInt('rollouts', a.rollouts);
-    const steps = tiny ? 2 : positiveInt('steps', a.steps), chunk = tiny ? 2 : positiveInt('chunk', a.chunk);
+    const video = JSON.parse(fs.readFileSync(path.join(a.ckpt, 'config.json'), 'utf8')).model?.video;
+    const targets = video ? Math.max(1, video.frames - video.contextFrames) : 1;
+    const steps = tiny ? 2 : positiveInt('steps', a.steps), chunk = a.chunk === undefined ? (tiny ? Math.min(2, targets) : targets) : positiveInt('chunk', a.chunk);
     fs.mkdirSync(dir, { recursive: true });
 
     // 1. digits from the image model
@@ -67,11 +69,11 @@ export const demoCommand: CommandModule<any, any> = {
     const trainedCtx = Number(JSON.parse(fs.readFileSync(path.join(a.ckpt, 'config.json'), 'utf8')).training?.maxContextT ?? 0);
     const correctors = a.correctors
       ? String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)
-      : listCorrectors().map((c) => c.name).filter((c) => c !== 'context-noise' || trainedCtx > 0).sort((x, y) => (x === 'none' ? -1 : y === 'none' ? 1 : 0));
+      : listCorrectors().filter((c) => !c.inLoop && !c.source).map((c) => c.name).filter((c) => c !== 'context-noise' || trainedCtx > 0).sort((x, y) => (x === 'none' ? -1 : y === 'none' ? 1 : 0));
     const r = await runDriftStudy({
       ckpt: a.ckpt, correctors, correctorConfig: parseCorrectorConfig(a.correctorConfig), horizon, rollouts, steps, chunk, seed: a.seed, engine: a.engine, out: dir,
       refFrames: tiny ? 64 : 2000, refClips: tiny ? 16 : 400, fitClips: tiny ? 8 : 200, fitFrames: tiny ? 8 : 20,
-      videoFrames: tiny ? 20 : 300, fvdHorizons: tiny ? [0] : [0, 100], frechetBin: tiny ? 4 : undefined, reportFrames: [10, 100, 1000],
+      videoFrames: tiny ? 20 : 300, fvdHorizons: tiny ? [0] : [0, 100], frechetBin: tiny ? 4 : undefined, reportFrames: [1, 10, 100, 1000],
       title: 'driftlab demo: drift of an autoregressive Moving-MNIST video model, by corrector',
       extraFigures: [{ id: 'digits', title: 'Digits from the image model', caption: `${n} class-conditional samples (labels 0..9 by column), DDIM ${tiny ? 4 : 25} steps, guidance ${guidance}, ${a.imageCkpt}`, png: digitsPng }],
       command: `driftlab demo${tiny ? ' --tiny' : ''} --seed ${a.seed}${tiny ? '' : ` --horizon ${horizon} --rollouts ${rollouts} --steps ${steps} --chunk ${chunk}`}`,

@@ -3,9 +3,10 @@ import type { CommandModule } from 'yargs';
 import { initBackend, BackendName } from '../backend.js';
 import { SAMPLERS } from '../diffusion/samplers.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
+import { resolveCorrectors } from '../drift/external.js';
 import { DEFAULT_CORRECTORS, runDriftStudy } from '../drift/study.js';
 import { DriftlabError } from '../util/errors.js';
-import { parseCorrectorConfig, positiveInt } from './common.js';
+import { parseCorrectorConfig, positiveInt, positiveNumber } from './common.js';
 
 export function parseIntList(name: string, s: unknown, min = 0): number[] {
   const parts = String(s ?? '').split(',').map((v) => v.trim()).filter(Boolean);
@@ -19,7 +20,7 @@ export const driftCommand: CommandModule<any, any> = {
   describe: 'roll a video model out with each corrector from the same real frames and measure drift against ground truth: metrics.jsonl, summary.json/csv, curves, videos, report.html',
   builder: (y) => y
     .option('ckpt', { type: 'string', demandOption: true, describe: 'video checkpoint (driftlab train-video); fitted correctors may ship in CKPT/correctors/NAME/' })
-    .option('correctors', { type: 'string', default: DEFAULT_CORRECTORS.join(','), describe: 'comma-separated; a+b chains two correctors' })
+    .option('correctors', { type: 'string', default: DEFAULT_CORRECTORS.join(','), describe: 'comma-separated; a+b chains two correctors; a module file (./my-corrector.mjs) or package adds your own' })
     .option('corrector-config', { type: 'string', describe: 'JSON per corrector: {"renoise": {"t": 100}, "kalman": {"dir": "fitted/"}}' })
     .option('horizon', { type: 'number', default: 300, describe: 'frames to generate after the K real context frames' })
     .option('rollouts', { type: 'number', default: 4, describe: 'rollouts per corrector (one batch)' })
@@ -39,11 +40,13 @@ export const driftCommand: CommandModule<any, any> = {
     .option('video-frames', { type: 'number', default: 300, describe: 'frames in the side-by-side video (one in k beyond that)' })
     .option('fps', { type: 'number', default: 10 })
     .option('mp4', { type: 'boolean', default: true, describe: 'also write MP4 when ffmpeg is available (--no-mp4 to skip)' })
+    .option('baselines', { type: 'boolean', default: true, describe: 'score the trivial baselines copy-last (repeat the last context frame) and blank beside the correctors (--no-baselines to skip)' })
+    .option('track-threshold', { type: 'number', default: 8, describe: 'tracking horizon = first frame whose mean trajectory error exceeds this many canvas px' })
     .option('engine', { choices: ENGINE_CHOICES, default: 'auto' })
     .option('threads', { type: 'number', describe: 'onnx intra-op threads (default: all cores)' }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
-    const correctors = String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean);
+    const correctors = await resolveCorrectors(String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean));
     const r = await runDriftStudy({
       ckpt: a.ckpt, correctors, correctorConfig: parseCorrectorConfig(a.correctorConfig),
       horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), out: a.out, resume: a.resume,
@@ -51,6 +54,7 @@ export const driftCommand: CommandModule<any, any> = {
       engine: a.engine, threads: a.threads, fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons),
       frechetBin: a.frechetBin === undefined ? undefined : positiveInt('frechet-bin', a.frechetBin),
       reportFrames: parseIntList('report-frames', a.reportFrames, 1), refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips),
+      baselines: a.baselines, trackThreshold: positiveNumber('track-threshold', a.trackThreshold),
       fitClips: positiveInt('fit-clips', a.fitClips), videoFrames: positiveInt('video-frames', a.videoFrames), fps: a.fps, mp4: a.mp4,
       command: `driftlab ${process.argv.slice(2).join(' ')}`,
     });

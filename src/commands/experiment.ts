@@ -1,10 +1,14 @@
 /** driftlab experiment NAME: the reproducible studies of experiments/ (results/<name>/<run-id>/). */
 import type { CommandModule } from 'yargs';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { initBackend, BackendName } from '../backend.js';
 import { DriftlabError } from '../util/errors.js';
 import { parseCorrectorConfig, positiveInt } from './common.js';
 import { parseIntList } from './drift.js';
+import { listCorrectors } from '../drift/correctors/index.js';
+import { resolveCorrectors } from '../drift/external.js';
 
 const list = (s: string) => String(s).split(',').map((v) => Number(v.trim())).filter((v) => Number.isFinite(v));
 const log = (l: string) => process.stderr.write(`${l}\n`);
@@ -85,7 +89,7 @@ const driftVsHorizon: CommandModule<any, any> = {
   describe: 'every corrector rolled out from the same frames: drift curves and a table at frames 10, 100, 1000 (10000)',
   builder: (y) => driftOptions(y)
     .option('ckpt', { type: 'string', describe: 'video checkpoint (default: the shipped mmnist-small)' })
-    .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller' })
+    .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller', describe: `comma-separated (a+b chains): ${listCorrectors().map((c) => c.name).join(', ')}, or a module file/package` })
     .option('horizon', { type: 'number', default: 1000, describe: 'frames per rollout' })
     .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call' })
     .option('corrector-config', { type: 'string', describe: 'JSON per corrector, as for driftlab drift' })
@@ -95,7 +99,7 @@ const driftVsHorizon: CommandModule<any, any> = {
     const { driftVsHorizon: run } = await import('../../experiments/drift-vs-horizon.js');
     const { DEFAULT_VIDEO_CKPT } = await import('./demo.js');
     const r = await run({
-      ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean),
+      ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: await resolveCorrectors(String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)),
       horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), chunk: positiveInt('chunk', a.chunk), seed: a.seed,
       engine: a.engine, root: a.root, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), log,
       correctorConfig: parseCorrectorConfig(a.correctorConfig), fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons),
@@ -134,15 +138,39 @@ const imageToVideo: CommandModule<any, any> = {
   },
 };
 
+const videoRecipe: CommandModule<any, any> = {
+  command: 'video-recipe',
+  describe: 'video recipes (conditioning, prediction target, weighting, dropout) at equal wall time: context use, trajectory error at frames 1/10/50, tracking horizon',
+  builder: (y) => trainOptions(y)
+    .option('arms', { type: 'string', default: 'attn-eps,attn-v,concat-eps,concat-v,concat-v-minsnr,concat-v-drop', describe: 'comma-separated recipes: a trunk (attn, attn-full, concat, concat2, concat2-attn), a target (-eps, -v, -x0) and flags (-minsnr, -drop, -df, -cnL context noise up to t = L); see experiments/video-recipe.ts' })
+    .option('minutes', { type: 'number', default: 25, describe: 'training wall time per arm (equal wall time); 0 = use --train-steps instead' })
+    .option('train-steps', { type: 'number', default: 100000, describe: 'training steps per arm (a cap when --minutes is set)' })
+    .option('horizon', { type: 'number', default: 50, describe: 'frames per rollout' })
+    .option('rollouts', { type: 'number', default: 16 })
+    .option('steps', { type: 'number', default: 10, describe: 'DDIM steps per model call' })
+    .option('windows', { type: 'number', default: 16, describe: 'held-out windows of the context-use check' }),
+  handler: async (a) => {
+    await initBackend(a.backend as BackendName);
+    const { videoRecipe: run } = await import('../../experiments/video-recipe.js');
+    if (!(a.minutes >= 0)) throw new DriftlabError(`--minutes must be >= 0, got ${a.minutes}`);
+    const arms = String(a.arms).split(',').map((s) => s.trim()).filter(Boolean);
+    const { recipeArm } = await import('../../experiments/video-recipe.js');
+    for (const arm of arms) recipeArm(arm); // every name checked before any arm trains
+    const r = await run({ ...budget(a), minutes: a.minutes > 0 ? a.minutes : undefined, arms, windows: positiveInt('windows', a.windows) });
+    process.stdout.write(fs.readFileSync(path.join(r.dir, 'table.md'), 'utf8') + `results: ${r.dir}\n`);
+  },
+};
+
 /** every experiment by name (the sweep allow-list reads their options from here) */
 export const EXPERIMENTS: Record<string, CommandModule<any, any>> = {
   'guidance-sweep': guidance, 'schedule-ablation': schedule, 'drift-vs-horizon': driftVsHorizon, 'context-noise-sweep': contextNoise, 'image-to-video': imageToVideo,
+  'video-recipe': videoRecipe,
 };
 
 export const experimentCommand: CommandModule<any, any> = {
   command: 'experiment <name>',
-  describe: 'run a reproducible study (guidance-sweep, schedule-ablation, drift-vs-horizon, context-noise-sweep, image-to-video); writes results/<name>/<run-id>/',
+  describe: 'run a reproducible study (guidance-sweep, schedule-ablation, drift-vs-horizon, context-noise-sweep, image-to-video, video-recipe); writes results/<name>/<run-id>/',
   builder: (y) => Object.values(EXPERIMENTS).reduce((acc, c) => acc.command(c), y)
-    .demandCommand(1, 'name an experiment: guidance-sweep, schedule-ablation, drift-vs-horizon, context-noise-sweep, image-to-video'),
+    .demandCommand(1, 'name an experiment: guidance-sweep, schedule-ablation, drift-vs-horizon, context-noise-sweep, image-to-video, video-recipe'),
   handler: () => undefined,
 };

@@ -7,6 +7,7 @@ import { SAMPLERS } from '../diffusion/samplers.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
 import { chain, listCorrectors, makeCorrector } from '../drift/correctors/index.js';
 import { correctorContext } from '../drift/context.js';
+import { resolveCorrectors } from '../drift/external.js';
 import type { ClipSet } from '../drift/corrector.js';
 import { MovingMnist } from '../../datasets/moving-mnist/index.js';
 import { clipWindow } from '../video/clips.js';
@@ -50,7 +51,7 @@ export const rolloutCommand: CommandModule<any, any> = {
     .option('rollouts', { type: 'number', default: 4, describe: 'rollouts N, run as one batch' })
     .option('context', { type: 'number', describe: "context frames K (default: the model's training K)" })
     .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call (1..F-K)' })
-    .option('corrector', { type: 'string', default: 'none', describe: `corrector(s), comma-separated, applied in order: ${listCorrectors().map((c) => c.name).join(', ')}` })
+    .option('corrector', { type: 'string', default: 'none', describe: `corrector(s), comma-separated, applied in order: ${listCorrectors().map((c) => c.name).join(', ')}, or a module file (./my-corrector.mjs) or package` })
     .option('corrector-config', { type: 'string', describe: 'JSON settings: {"renoise": {"t": 200}} (or the settings of a single corrector)' })
     .option('sampler', { choices: SAMPLERS, default: 'ddim' })
     .option('steps', { type: 'number', default: 20, describe: 'denoising steps per model call' })
@@ -62,12 +63,13 @@ export const rolloutCommand: CommandModule<any, any> = {
     .option('video-frames', { type: 'number', default: 400, describe: 'frames in --video (every k-th frame when the rollout is longer)' })
     .option('fps', { type: 'number', default: 8 }),
   handler: async (a) => {
+    // corrector modules first: a missing or malformed one fails before any model is loaded
+    const names = (await resolveCorrectors([String(a.corrector)], ',')).join(',').split(',');
     await initBackend(a.backend as BackendName);
     const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine, threads: a.threads });
     try {
       if (!p.config.model.video) throw new DriftlabError(`${a.ckpt} is an image checkpoint; rollouts need a video checkpoint from 'driftlab train-video'`);
       process.stderr.write(`driftlab: ${p.engine.line}\n`);
-      const names = String(a.corrector).split(',').map((s) => s.trim()).filter(Boolean);
       const cfg = parseCorrectorConfig(a.correctorConfig, 'corrector-config', true);
       const K = a.context === undefined ? p.config.model.video.contextFrames : Number(a.context);
       const rng = new Rng(a.seed).fork('corrector');
@@ -91,7 +93,7 @@ export const rolloutCommand: CommandModule<any, any> = {
 
 export const fitCorrectorCommand: CommandModule<any, any> = {
   command: 'fit-corrector <name>',
-  describe: 'fit a corrector (kalman, controller) for a video checkpoint and save it to a folder',
+  describe: 'fit a corrector (kalman, controller, or a module file/package with fit()) for a video checkpoint and save it to a folder',
   builder: (y) => y
     .positional('name', { type: 'string' })
     .option('ckpt', { type: 'string', demandOption: true })
@@ -107,8 +109,9 @@ export const fitCorrectorCommand: CommandModule<any, any> = {
     const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine });
     try {
       const ctx = correctorContext(p, new Rng(a.seed).fork('corrector-fit'));
-      const c = makeCorrector(a.name, ctx, parseCorrectorConfig(a.config, 'config', true) as Record<string, unknown>);
-      if (!c.fit || !c.save) throw new DriftlabError(`corrector '${a.name}' has nothing to fit`);
+      const [name] = await resolveCorrectors([String(a.name)]);
+      const c = makeCorrector(name, ctx, parseCorrectorConfig(a.config, 'config', true) as Record<string, unknown>);
+      if (!c.fit || !c.save) throw new DriftlabError(`corrector '${name}' has nothing to fit`);
       const data = (p.config.training as any)?.data;
       if (!data) throw new DriftlabError(`${a.ckpt} does not record its Moving-MNIST settings`);
       const m = positiveInt('clips', a.clips), t = positiveInt('frames', a.frames), S = p.config.model.sampleSize;
@@ -118,7 +121,7 @@ export const fitCorrectorCommand: CommandModule<any, any> = {
       await c.fit(clips, { pipeline: p, seed: a.seed, log: (l: string) => process.stderr.write(`driftlab: ${l}\n`) });
       fs.mkdirSync(a.out, { recursive: true });
       await c.save(a.out);
-      process.stdout.write(`fitted ${a.name} on ${m} clips x ${t} frames -> ${a.out}\n`);
+      process.stdout.write(`fitted ${name} on ${m} clips x ${t} frames -> ${a.out}\n`);
     } finally {
       await p.dispose();
     }

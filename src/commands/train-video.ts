@@ -21,6 +21,12 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('batch-size', { type: 'number', describe: 'clips per step' })
     .option('lr', { type: 'number' })
     .option('context-noise', { type: 'number', describe: 'context noise augmentation: context timesteps drawn from 0..N (0 = clean context)' })
+    .option('context-dropout', { type: 'number', describe: 'probability of training a window with a blank context (0 = never; history guidance needs > 0)' })
+    .option('independent-t', { type: 'boolean', describe: 'one noise level per target frame (Diffusion Forcing) instead of one per window' })
+    .option('prediction', { choices: ['epsilon', 'v', 'x0'], describe: "what the network predicts (default: the preset's)" })
+    .option('loss-weighting', { choices: ['uniform', 'min-snr'], describe: "per-timestep loss weight (default: the preset's)" })
+    .option('snr-gamma', { type: 'number', describe: 'gamma of min-SNR weighting' })
+    .option('check-every', { type: 'number', describe: 'log the context-use check to context-use.jsonl every N steps (default: every checkpoint; 0 = never)' })
     .option('stochastic', { type: 'boolean', describe: 'train on SMMNIST (random direction at each bounce)' })
     .option('checkpoint-every', { type: 'number' })
     .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'data-parallel worker threads (clips stay whole)' }),
@@ -33,13 +39,26 @@ export const trainVideoCommand: CommandModule<any, any> = {
     if (a.contextNoise !== undefined) tc.maxContextT = Math.floor(nonNegative('context-noise', a.contextNoise));
     if (a.checkpointEvery !== undefined) tc.checkpointEvery = positiveInt('checkpoint-every', a.checkpointEvery);
     if (a.stochastic !== undefined) p.data.stochastic = a.stochastic;
+    if (a.contextDropout !== undefined) {
+      const d = Number(a.contextDropout);
+      if (!(d >= 0 && d < 1)) throw new DriftlabError(`--context-dropout must be in [0, 1), got ${a.contextDropout}`);
+      tc.contextDropout = d;
+    }
+    if (a.independentT !== undefined) tc.independentT = a.independentT;
+    if (a.prediction !== undefined) p.objective.prediction = a.prediction;
+    if (a.lossWeighting !== undefined) p.objective.weighting = a.lossWeighting;
+    if (a.snrGamma !== undefined) {
+      if (!(Number(a.snrGamma) > 0)) throw new DriftlabError(`--snr-gamma must be > 0, got ${a.snrGamma}`);
+      p.objective.snrGamma = Number(a.snrGamma);
+    }
+    const checkEvery = a.checkEvery === undefined ? undefined : Math.floor(nonNegative('check-every', a.checkEvery));
     if (a.minutes !== undefined && !(a.minutes > 0)) throw new DriftlabError(`--minutes must be > 0, got ${a.minutes}`);
     tc.seed = a.seed;
     const workers = positiveInt('workers', a.workers);
     const info = await initBackend(a.backend as BackendName);
     const v = p.model.video!;
     process.stderr.write(`driftlab: training ${p.name}: ${p.model.sampleSize}x${p.model.sampleSize} frames, windows of ${v.frames} (${v.contextFrames} context), ${tc.batchSize} clips/step, ${workers} worker${workers > 1 ? 's' : ''}, ${info.backend}\n`);
-    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage });
+    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage, checkEvery });
     process.stdout.write(`trained to step ${r.steps} in ${r.seconds.toFixed(0)} s; last loss ${r.lastLoss.toFixed(4)}${r.stoppedEarly ? ' (time limit reached; --resume continues)' : ''}\ncheckpoint: ${a.out}\n`);
   },
 };

@@ -229,3 +229,19 @@ export async function sample(net: Denoiser, s: Schedule, pred: Prediction, shape
   }
   return x;
 }
+
+/**
+ * diffusers' scheduler.step(), for callers that write their own loop: the network output at
+ * x_t -> { prev: x_{tPrev}, predX0 }. DDIM by default (eta 0 needs no noise); DDPM draws its
+ * noise from `noise` ([B,H,W,C], null at the last step).
+ */
+export function step(
+  s: Schedule, pred: Prediction, out: tf.Tensor4D, x: tf.Tensor4D, t: number, tPrev: number,
+  o: { sampler?: SamplerName; eta?: number; noise?: tf.Tensor4D | null; clipX0?: boolean; variance?: VarianceType } = {},
+): { prev: tf.Tensor4D; predX0: tf.Tensor4D } {
+  const sampler = o.sampler ?? 'ddim';
+  if (!SAMPLERS.includes(sampler)) throw new DriftlabError(`unknown sampler '${sampler}'; choose ${SAMPLERS.join(' or ')}`);
+  return tf.tidy(() => sampler === 'ddpm'
+    ? ddpmStep(s, pred, out, x, t, tPrev, o.noise ?? null, { clipX0: o.clipX0, variance: o.variance })
+    : ddimStep(s, pred, out, x, t, tPrev, o.eta ?? 0, o.noise ?? null, { clipX0: o.clipX0 }));
+}

@@ -133,8 +133,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     ? await GradWorkerPool.create(o.workers, { backend: o.backend, model: config.model, schedule: config.schedule, objective: config.objective, size })
     : null;
   const grad = new Float32Array(size);
-  const progress = o.quiet ? null : new Progress({ total: o.total, label: o.label, unit: 'step' });
-  if (progress && step > 0) progress.tick(step);
+  const progress = o.quiet ? null : new Progress({ total: o.total, label: o.label, unit: 'step', initial: step });
   const started = Date.now();
   const deadline = o.minutes ? started + o.minutes * 60_000 : Infinity;
   const losses: number[] = [];

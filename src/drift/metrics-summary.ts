@@ -86,3 +86,26 @@ export function summarizeMetrics(
     traj: summarizeAt(m.traj, m.T, m.N, frames),
   };
 }
+
+/** Default trajectory-error threshold (canvas px) of the tracking horizon. */
+export const TRACK_THRESHOLD_PX = 8;
+
+/**
+ * Tracking horizon: the first generated frame k (1-based; frame index K + k - 1 of traj [T*N])
+ * at which the MEAN trajectory error over the N rollouts exceeds thresholdPx; null when it
+ * stays at or below it for all H generated frames (report as "> H"). Non-finite errors count as
+ * lost tracking.
+ */
+export function trackingHorizon(traj: ArrayLike<number>, K: number, N: number, H: number, thresholdPx = TRACK_THRESHOLD_PX): number | null {
+  if (!(thresholdPx > 0)) throw new DriftlabError(`the tracking threshold must be a positive number of pixels, got ${thresholdPx}`);
+  check(traj, K + H, N);
+  for (let k = 1; k <= H; k++) {
+    let s = 0;
+    for (let n = 0; n < N; n++) s += traj[(K + k - 1) * N + n];
+    if (!(s / N <= thresholdPx)) return k;
+  }
+  return null;
+}
+
+/** "12" or "> 100" */
+export const formatHorizon = (h: number | null, H: number): string => (h === null ? `> ${H}` : String(h));

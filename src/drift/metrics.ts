@@ -40,7 +40,7 @@ import { toU8 } from '../video/frames8.js';
 import { TrajectoryMatcher } from './trajectory.js';
 import { templateGroups, trajectoryError, truthTrajectories } from './trajectory-truth.js';
 
-export { frameBand, summarizeAt, summarizeMetrics, PSNR_CAP_DB } from './metrics-summary.js';
+export { formatHorizon, frameBand, summarizeAt, summarizeMetrics, trackingHorizon, PSNR_CAP_DB, TRACK_THRESHOLD_PX } from './metrics-summary.js';
 export type { Band, FrameSummary } from './metrics-summary.js';
 
 export type ToInput = (u8: Uint8Array, count: number, S: number) => Float32Array;

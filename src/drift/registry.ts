@@ -7,21 +7,62 @@ import { epsFromX0, x0FromEps } from '../diffusion/samplers.js';
 import { DriftlabError } from '../util/errors.js';
 import type { CorrectorContext, CorrectorFactory, DriftCorrector, FrameBatch, FrameHistory, StepCorrection, WindowStep } from './corrector.js';
 
-const factories = new Map<string, { make: CorrectorFactory; describe: string }>();
-
-export function registerCorrector(name: string, describe: string, make: CorrectorFactory): void {
-  if (factories.has(name)) throw new Error(`corrector ${name} registered twice`);
-  factories.set(name, { make, describe });
+export interface CorrectorInfo {
+  name: string;
+  describe: string;
+  /** acts inside the sampling loop (denoiseStep); opt-in for the demo's default list */
+  inLoop?: boolean;
+  /** for a corrector loaded from a user's module: the file and its sha256 (recorded in run.json) */
+  source?: { file: string; sha256: string };
 }
 
-export function listCorrectors(): { name: string; describe: string }[] {
-  return [...factories.entries()].map(([name, f]) => ({ name, describe: f.describe }));
+const factories = new Map<string, { make: CorrectorFactory; info: CorrectorInfo }>();
+
+/**
+ * Add a corrector under a name. Built-ins call this from their own file; a user's module is
+ * registered through it too (drift/external.ts), so both are made, chained and run alike.
+ */
+export function registerCorrector(name: string, describe: string, make: CorrectorFactory, extra: Omit<CorrectorInfo, 'name' | 'describe'> = {}): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw new DriftlabError(`corrector name '${name}' must be letters, digits, '.', '_' or '-'`);
+  if (factories.has(name)) throw new DriftlabError(`corrector '${name}' registered twice${extra.source ? ` (${extra.source.file} reuses a taken name; rename it)` : ''}`);
+  factories.set(name, { make, info: { name, describe, ...extra } });
+}
+
+export function listCorrectors(): CorrectorInfo[] {
+  return [...factories.values()].map((f) => f.info);
+}
+
+export function correctorInfo(name: string): CorrectorInfo | undefined {
+  return factories.get(name)?.info;
 }
 
 export function makeCorrector(name: string, ctx: CorrectorContext, config: Record<string, unknown> = {}): DriftCorrector {
   const f = factories.get(name);
-  if (!f) throw new DriftlabError(`unknown corrector '${name}'; choose from ${[...factories.keys()].join(', ')}`);
-  return f.make(ctx, config);
+  if (!f) throw new DriftlabError(`unknown corrector '${name}'; choose from ${[...factories.keys()].join(', ')}, or give a module file (./my-corrector.mjs)`);
+  let c: DriftCorrector;
+  try {
+    c = f.make(ctx, config);
+  } catch (e) {
+    // a user's module throwing a plain Error is still one line naming the module, not an internal error
+    if (e instanceof DriftlabError || !f.info.source) throw e;
+    throw new DriftlabError(`corrector '${name}' (${f.info.source.file}) failed to start: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+  if (!c || typeof c.correct !== 'function' || typeof c.reset !== 'function' || typeof c.describe !== 'function') {
+    throw new DriftlabError(`corrector '${name}': its factory must return an object with describe(), reset() and correct(); see docs/CORRECTORS.md`);
+  }
+  return f.info.source ? withSource(c, f.info.source) : c;
+}
+
+const OPTIONAL = ['contextT', 'fit', 'save', 'load', 'getState', 'setState', 'denoiseStep'] as const;
+
+/** The same corrector, its describe() also naming the module file and hash (so run.json records them). */
+function withSource(c: DriftCorrector, source: { file: string; sha256: string }): DriftCorrector {
+  const w: DriftCorrector = {
+    name: c.name, describe: () => ({ ...c.describe(), source }),
+    reset: (x, n, k) => c.reset(x, n, k), correct: (f, h, step) => c.correct(f, h, step),
+  };
+  for (const k of OPTIONAL) if (typeof c[k] === 'function') (w as any)[k] = (c[k] as Function).bind(c);
+  return w;
 }
 
 /** Several correctors applied in order, as one. */

@@ -12,7 +12,8 @@ import type { GaussianStats } from '../eval/frechet.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { PALETTE, writeChart, type Series } from '../plot/chart.js';
 import { findFfmpeg, writeGif, writeMp4 } from '../video/writers.js';
-import { frechetFrameCurve, fvdAtHorizons, readRunArrays, realClipStats, realFrameStats, scoreRun, type RunArrays } from './metrics.js';
+import { BASELINE_NOTE, type BaselineName } from './baselines.js';
+import { formatHorizon, frechetFrameCurve, fvdAtHorizons, readRunArrays, realClipStats, realFrameStats, scoreRun, trackingHorizon, TRACK_THRESHOLD_PX, type RunArrays } from './metrics.js';
 import { writeReport, type ReportSpec } from './report.js';
 import { tileVideo } from './study-video.js';
 
@@ -21,7 +22,8 @@ export const FVD_NAME = 'FVD (driftlab Moving-MNIST clip encoder; not comparable
 
 export interface StudyData {
   study: Record<string, unknown>;
-  runs: { name: string; dir: string; seconds: number; describe: Record<string, unknown> }[];
+  /** correctors' rollouts, then (baseline: true) the trivial baselines of baselines.ts */
+  runs: { name: string; dir: string; seconds: number; describe: Record<string, unknown>; baseline?: boolean }[];
   K: number;
   horizon: number;
   N: number;
@@ -120,10 +122,12 @@ const fmt = (v: number | null | undefined, d = 4) => (v === null || v === undefi
 
 export async function writeStudyOutputs(
   out: string, d: StudyData, m: StudyMetrics,
-  o: { title?: string; extraFigures?: ReportSpec['figures']; reportFrames?: number[]; videoFrames?: number; fps?: number; mp4?: boolean; log?: (l: string) => void },
+  o: { title?: string; trackThreshold?: number; extraFigures?: ReportSpec['figures']; reportFrames?: number[]; videoFrames?: number; fps?: number; mp4?: boolean; log?: (l: string) => void },
 ): Promise<{ summary: Record<string, any>; table: string; files: string[] }> {
   const { K, horizon: H, N, S } = d;
   const files: string[] = [];
+  const thr = o.trackThreshold ?? TRACK_THRESHOLD_PX;
+  const horizonCol = `tracking horizon (traj > ${thr} px)`;
   const reportFrames = [...new Set([...(o.reportFrames ?? [10, 100, 1000, 10000]).filter((k) => k >= 1 && k <= H), H])].sort((a, b) => a - b);
 
   // metrics.jsonl: one line per (corrector, rollout, frame), then the curves
@@ -145,7 +149,10 @@ export async function writeStudyOutputs(
       traj: 'mean distance (canvas pixels) between digit positions recovered from the frame and the simulator trajectory',
       frechet: `${FRAME_FD_NAME}; frames of ${m.frechetBin} consecutive indices x ${N} rollouts per bin; the truth row is the real continuation at the same sample size`,
       fvd: `${FVD_NAME}; 16-frame windows starting every 4 frames over 64 frames from each horizon, all rollouts`,
+      trackingHorizon: `first generated frame at which the mean trajectory error over rollouts exceeds ${thr} canvas px (null: never within the horizon)`,
     },
+    trackThresholdPx: thr,
+    baselines: Object.fromEntries(d.runs.filter((r) => r.baseline).map((r) => [r.name, BASELINE_NOTE[r.name as BaselineName] ?? ''])),
     frames: 'frame k = the k-th generated frame (the K context frames are real and not scored)',
     horizon: H, rollouts: N, context: K, reportFrames, correctors: {},
   };
@@ -163,14 +170,17 @@ export async function writeStudyOutputs(
     }
     const fr = m.frechet.get(r.name)!;
     summary.correctors[r.name] = {
-      corrector: r.describe, secondsPerFrame: r.seconds / H, at,
+      corrector: r.describe, baseline: !!r.baseline, secondsPerFrame: r.baseline ? null : r.seconds / H, at,
+      trackingHorizon: trackingHorizon(pf.traj, K, N, H, thr),
       frechetLastBin: fr.frechet.at(-1) ?? null, frechet: fr, fvd: m.fvd.get(r.name),
     };
     for (const f of m.fvd.get(r.name) ?? []) csv.push([r.name, f.horizon, 'fvd', f.fvd ?? '', '', '', ''].join(','));
+    csv.push([r.name, '', `tracking-horizon-${thr}px`, summary.correctors[r.name].trackingHorizon ?? '', '', '', ''].join(','));
   }
   summary.truth = {
     frechet: m.frechet.get('truth'), fvd: m.fvd.get('truth'),
     trajFloor: m.trajFloor ? Object.fromEntries(reportFrames.map((k) => [k, statsAt(m.trajFloor!, K, N, k)])) : null,
+    trackingHorizon: m.trajFloor ? trackingHorizon(m.trajFloor, K, N, H, thr) : null,
   };
   await writeFileAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   await writeFileAtomic(path.join(out, 'summary.csv'), csv.join('\n') + '\n');
@@ -186,11 +196,13 @@ export async function writeStudyOutputs(
     const series: Series[] = d.runs.map((r) => {
       const s = xs.map((k) => statsAt(m.perFrame.get(r.name)![key], K, N, k));
       const clean = (v: number) => (Number.isFinite(v) ? v : 99);
-      return { name: r.name, x: xs, y: s.map((v) => clean(v.mean)), band: N > 1 ? { lo: s.map((v) => clean(v.min)), hi: s.map((v) => clean(v.max)) } : undefined, color: colors.get(r.name) };
+      return { name: r.name, x: xs, y: s.map((v) => clean(v.mean)), band: N > 1 && !r.baseline ? { lo: s.map((v) => clean(v.min)), hi: s.map((v) => clean(v.max)) } : undefined, color: colors.get(r.name) };
     });
     if (key === 'traj' && m.trajFloor) series.push({ name: 'real (recovery floor)', x: xs, y: xs.map((k) => statsAt(m.trajFloor!, K, N, k).mean), color: '#000000' });
+    if (key === 'traj') series.push({ name: `tracking threshold ${thr} px`, x: [1, H], y: [thr, thr], color: '#999999' });
     writeChart(path.join(plotDir, key), { title: `${LABEL[key]} against frame index`, xlabel: 'generated frame k', ylabel: LABEL[key], series });
-    figures.push({ id: key, title: `${LABEL[key]} per frame`, caption: `${summary.metrics[key]}. Line: mean over ${N} rollouts; band: min to max.`, svg: path.join(plotDir, `${key}.svg`), png: path.join(plotDir, `${key}.png`) });
+    const extra = key === 'traj' ? ` The grey line is the tracking threshold: the ${horizonCol} column gives where each mean curve first crosses it.` : '';
+    figures.push({ id: key, title: `${LABEL[key]} per frame`, caption: `${summary.metrics[key]}. Line: mean over ${N} rollouts; band: min to max (none for the trivial baselines copy-last and blank).${extra}`, svg: path.join(plotDir, `${key}.svg`), png: path.join(plotDir, `${key}.png`) });
     files.push(`plots/${key}.svg`, `plots/${key}.png`);
   }
   const fSeries: Series[] = [...m.frechet].map(([name, c]) => ({ name: name === 'truth' ? 'real (truth)' : name, x: c.start, y: c.frechet, color: name === 'truth' ? '#000000' : colors.get(name) }));
@@ -203,8 +215,9 @@ export async function writeStudyOutputs(
   fs.mkdirSync(vidDir, { recursive: true });
   const arrays = await studyArrays(d);
   const truth = arrays.get(d.runs[0].name)!.truth;
-  const gens = d.runs.map((r) => arrays.get(r.name)!.frames);
-  const tv = tileVideo(truth, gens, ['truth', ...d.runs.map((r) => r.name)], K + H, N, S, { maxFrames: o.videoFrames ?? 300, rows: Math.min(N, 4), context: K });
+  const shown = d.runs.filter((r) => r.name !== 'blank'); // a black column shows nothing
+  const gens = shown.map((r) => arrays.get(r.name)!.frames);
+  const tv = tileVideo(truth, gens, ['truth', ...shown.map((r) => r.name)], K + H, N, S, { maxFrames: o.videoFrames ?? 300, rows: Math.min(N, 4), context: K });
   const videos: ReportSpec['videos'] = [];
   const gifPath = path.join(vidDir, 'side-by-side.gif');
   await writeGif(gifPath, tv.frames, tv.T, tv.H, tv.W, { fps: o.fps ?? 10 });
@@ -217,19 +230,19 @@ export async function writeStudyOutputs(
   }
   videos.push({
     id: 'side-by-side', title: 'Ground truth and every corrector, side by side',
-    caption: `Columns: ${['truth', ...d.runs.map((r) => r.name)].join(' | ')}; rows: rollouts 1..${tv.rows}; ${tv.step > 1 ? `one frame in ${tv.step}` : 'every frame'}, the frame index in the header.`,
+    caption: `Columns: ${['truth', ...shown.map((r) => r.name)].join(' | ')}; rows: rollouts 1..${tv.rows}; ${tv.step > 1 ? `one frame in ${tv.step}` : 'every frame'}, the frame index in the header.`,
     gif: gifPath, mp4: mp4Path,
   });
 
   // summary table (printed and in the report)
-  const cols = ['corrector', ...reportFrames.flatMap((k) => [`MSE@${k}`, `SSIM@${k}`, `traj px@${k}`]), 'FrechetFD last bin', ...m.fvdHorizons.filter((h) => h < H).map((h) => `FVD@${h}`), 's/frame'];
+  const cols = ['corrector', ...reportFrames.flatMap((k) => [`MSE@${k}`, `SSIM@${k}`, `traj px@${k}`]), horizonCol, 'FrechetFD last bin', ...m.fvdHorizons.filter((h) => h < H).map((h) => `FVD@${h}`), 's/frame'];
   const rows: (string | number)[][] = d.runs.map((r) => {
     const c = summary.correctors[r.name];
-    return [r.name, ...reportFrames.flatMap((k) => [fmt(c.at[k].mse.mean), fmt(c.at[k].ssim.mean, 3), fmt(c.at[k].traj.mean, 2)]), fmt(c.frechetLastBin, 2),
-      ...m.fvdHorizons.filter((h) => h < H).map((h) => fmt(c.fvd.find((f: any) => f.horizon === h)?.fvd, 2)), fmt(c.secondsPerFrame, 3)];
+    return [r.baseline ? `${r.name} (baseline)` : r.name, ...reportFrames.flatMap((k) => [fmt(c.at[k].mse.mean), fmt(c.at[k].ssim.mean, 3), fmt(c.at[k].traj.mean, 2)]), formatHorizon(c.trackingHorizon, H), fmt(c.frechetLastBin, 2),
+      ...m.fvdHorizons.filter((h) => h < H).map((h) => fmt(c.fvd.find((f: any) => f.horizon === h)?.fvd, 2)), r.baseline ? '-' : fmt(c.secondsPerFrame, 3)];
   });
   const tr = summary.truth;
-  rows.push(['real (truth)', ...reportFrames.flatMap((k) => ['0', '1', m.trajFloor ? fmt(statsAt(m.trajFloor, K, N, k).mean, 2) : '-']), fmt(tr.frechet?.frechet.at(-1), 2), ...m.fvdHorizons.filter((h) => h < H).map((h) => fmt(tr.fvd?.find((f: any) => f.horizon === h)?.fvd, 2)), '-']);
+  rows.push(['real (truth)', ...reportFrames.flatMap((k) => ['0', '1', m.trajFloor ? fmt(statsAt(m.trajFloor, K, N, k).mean, 2) : '-']), m.trajFloor ? formatHorizon(tr.trackingHorizon, H) : '-', fmt(tr.frechet?.frechet.at(-1), 2), ...m.fvdHorizons.filter((h) => h < H).map((h) => fmt(tr.fvd?.find((f: any) => f.horizon === h)?.fvd, 2)), '-']);
   const table = [cols.join(' | '), cols.map(() => '---').join(' | '), ...rows.map((r) => r.join(' | '))].map((l) => `| ${l} |`).join('\n') + '\n';
   await writeFileAtomic(path.join(out, 'summary.md'), table);
   files.push('summary.md');
@@ -237,12 +250,12 @@ export async function writeStudyOutputs(
   const st = d.study as any;
   await writeReport(path.join(out, 'report.html'), {
     title: o.title ?? 'driftlab drift study',
-    subtitle: `${N} rollouts x ${H} frames, correctors ${d.runs.map((r) => r.name).join(', ')}`,
+    subtitle: `${N} rollouts x ${H} frames, correctors ${d.runs.filter((r) => !r.baseline).map((r) => r.name).join(', ')}; baselines ${d.runs.filter((r) => r.baseline).map((r) => r.name).join(', ') || 'none'}`,
     meta: {
       checkpoint: String(st.checkpoint), 'model id': String(st.modelId), engine: String(st.engine), sampler: `${st.sampler}, ${st.steps} steps, eta ${st.eta}`,
       context: K, chunk: String(st.chunk), seed: String(st.seed), command: String(st.command ?? '-'), date: new Date().toISOString(),
     },
-    tables: [{ title: 'Summary', caption: `${summary.frames}. Values are means over rollouts; the real row is the simulator's own continuation.`, columns: cols, rows }],
+    tables: [{ title: 'Summary', caption: `${summary.frames}. Values are means over rollouts; the real row is the simulator's own continuation. Baselines: copy-last ${BASELINE_NOTE['copy-last']}, blank ${BASELINE_NOTE.blank}; a corrector that does not beat copy-last on trajectory error is not tracking the digits. ${horizonCol}: ${summary.metrics.trackingHorizon}.`, columns: cols, rows }],
     figures, videos,
     notes: [
       `Frechet frame distance: ${FRAME_FD_NAME}.`, `FVD: ${FVD_NAME}.`,

@@ -7,6 +7,7 @@
  *   OUT/study.json              what ran (options, checkpoint, model id, engine, versions)
  *   OUT/rollouts/<corrector>/   the rollout folders (video/rollout.ts): frames.npy, truth.npy, ...
  *   OUT/correctors/<name>/      correctors fitted for this study (when none was given or shipped)
+ *   OUT/baselines/<name>/       the trivial baselines copy-last and blank (baselines.ts), scored like rollouts
  *
  * Fitted correctors (kalman, controller) come from, in order: {"NAME": {"dir": ...}} in the
  * corrector config, CKPT/correctors/NAME/ (shipped beside a checkpoint), or a fit made here on
@@ -26,6 +27,7 @@ import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { clipWindow } from '../video/clips.js';
 import { modelId, rollout } from '../video/rollout.js';
+import { BASELINES, writeBaselineRun } from './baselines.js';
 import { correctorContext } from './context.js';
 import type { ClipSet, DriftCorrector } from './corrector.js';
 import { chain, listCorrectors, makeCorrector } from './correctors/index.js';
@@ -65,6 +67,10 @@ export interface DriftStudyOptions {
   mp4?: boolean;
   /** generated-frame indices of the summary table */
   reportFrames?: number[];
+  /** score the trivial baselines copy-last and blank beside the correctors (default true) */
+  baselines?: boolean;
+  /** trajectory error (canvas px) whose first crossing by the mean is the tracking horizon (default 8) */
+  trackThreshold?: number;
   title?: string;
   /** figures placed first in the report (e.g. the demo's digit grid) */
   extraFigures?: { id: string; title: string; caption?: string; png: string }[];
@@ -143,6 +149,7 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (!o.correctors.length) throw new DriftlabError('--correctors must name at least one corrector');
   const known = new Set(listCorrectors().map((c) => c.name));
+  for (const b of BASELINES) if (o.correctors.includes(b)) throw new DriftlabError(`'${b}' is a baseline, scored in every study; it is not a corrector (pass --no-baselines to leave the baselines out)`);
   for (const spec of o.correctors) for (const n of spec.split('+').map((s) => s.trim())) {
     if (!known.has(n)) throw new DriftlabError(`unknown corrector '${n}'; choose from ${[...known].join(', ')} (a+b chains two)`);
   }
@@ -170,7 +177,7 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
       started: new Date().toISOString(),
     };
     await writeFileAtomic(studyPath, JSON.stringify(study, null, 2) + '\n');
-    const runs: { name: string; dir: string; seconds: number; describe: Record<string, unknown> }[] = [];
+    const runs: StudyData['runs'] = [];
     for (const name of o.correctors) {
       const dir = path.join(o.out, 'rollouts', safeName(name));
       const timingPath = path.join(dir, 'timing.json');
@@ -189,12 +196,19 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
       runs.push({ name, dir, seconds: r.seconds, describe: { name: corrector.name, ...corrector.describe() } });
       if (!o.quiet) log(`${name}: ${o.rollouts} rollouts x ${o.horizon} frames in ${r.seconds.toFixed(1)} s`);
     }
+    if (o.baselines !== false) {
+      for (const b of BASELINES) {
+        const dir = path.join(o.out, 'baselines', b);
+        const w = await writeBaselineRun(b, runs[0].dir, dir);
+        runs.push({ name: b, dir, seconds: 0, describe: w.describe, baseline: true });
+      }
+    }
     const data: StudyData = { study, runs, K, horizon: o.horizon, N: o.rollouts, S: p.config.model.sampleSize, mmnist: (p.config.training as any).data };
     const metrics = await computeStudyMetrics(data, {
       fvdHorizons: o.fvdHorizons, frechetBin: o.frechetBin, refFrames: o.refFrames, refClips: o.refClips, seed: o.seed, log: o.quiet ? undefined : log,
     });
     const w = await writeStudyOutputs(o.out, data, metrics, {
-      title: o.title, extraFigures: o.extraFigures, reportFrames: o.reportFrames, videoFrames: o.videoFrames, fps: o.fps, mp4: o.mp4, log: o.quiet ? undefined : log,
+      title: o.title, trackThreshold: o.trackThreshold, extraFigures: o.extraFigures, reportFrames: o.reportFrames, videoFrames: o.videoFrames, fps: o.fps, mp4: o.mp4, log: o.quiet ? undefined : log,
     });
     await writeFileAtomic(studyPath, JSON.stringify({ ...study, finished: new Date().toISOString() }, null, 2) + '\n');
     return { out: o.out, summary: w.summary, table: w.table, files: w.files, metrics, K };

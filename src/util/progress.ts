@@ -16,6 +16,8 @@ export interface ProgressOptions {
   barWidth?: number;
   /** Force TTY/non-TTY behaviour (default: stream.isTTY). */
   tty?: boolean;
+  /** Work already done before this process started (a resumed run): counted in the bar, not in the rate or ETA. */
+  initial?: number;
   /** Clock in milliseconds (for tests). */
   now?: () => number;
   /** Min ms between TTY redraws (default 200 = 5/s). */
@@ -65,6 +67,7 @@ export class Progress {
   private readonly logFraction: number;
   private readonly logInterval: number;
   private readonly start: number;
+  private readonly initial: number;
   private fields: Record<string, string | number> = {};
   private lastDraw = -Infinity;
   private lastLen = 0;
@@ -83,7 +86,10 @@ export class Progress {
     this.logFraction = opts.logFraction ?? 0.1;
     this.logInterval = opts.logIntervalMs ?? 30_000;
     this.start = this.now();
-    this.nextLogCount = this.total * this.logFraction;
+    this.initial = Math.max(0, opts.initial ?? 0);
+    this.count = this.initial;
+    const logStep = Math.max(1, this.total * this.logFraction);
+    this.nextLogCount = this.initial > 0 ? (Math.floor(this.initial / logStep) + 1) * logStep : this.total * this.logFraction;
   }
 
   /** Seconds since construction. */
@@ -120,7 +126,7 @@ export class Progress {
   /** The status line as it would be printed now. */
   line(final = false, t = this.now()): string {
     const secs = (t - this.start) / 1000;
-    const rate = secs > 0 ? this.count / secs : 0;
+    const rate = secs > 0 ? (this.count - this.initial) / secs : 0;
     const parts: string[] = [];
     if (this.label) parts.push(this.label);
     if (this.total > 0) {
@@ -131,7 +137,7 @@ export class Progress {
       parts.push(`${this.count}/${this.total}`);
     } else parts.push(`${this.count}`);
     for (const [k, v] of Object.entries(this.fields)) parts.push(`${k}=${formatValue(v)}`);
-    if (this.count > 0 && secs > 0) parts.push(formatRate(rate, this.unit));
+    if (this.count > this.initial && secs > 0) parts.push(formatRate(rate, this.unit));
     if (final) parts.push(`in ${formatDuration(secs)}`);
     else if (this.total > 0 && rate > 0) parts.push(`ETA ${formatDuration(Math.max(0, this.total - this.count) / rate)}`);
     return parts.join(' ');

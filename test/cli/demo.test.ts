@@ -37,6 +37,9 @@ test('demo --tiny: digits, every corrector, report, plots and video, offline', (
   const s = JSON.parse(fs.readFileSync(path.join(d, 'summary.json'), 'utf8'));
   for (const c of ['none', 'renoise', 'kalman', 'controller']) assert.ok(s.correctors[c], `corrector ${c} in the demo`);
   assert.match(r.stdout, /\| corrector \|/);
+  for (const b of ['copy-last', 'blank']) assert.ok(s.correctors[b]?.baseline, `baseline ${b} in the demo`);
+  assert.match(r.stdout, /\| copy-last \(baseline\) \|/);
+  assert.match(r.stdout, /tracking horizon \(traj > 8 px\)/);
   assert.match(r.stdout, /report\s+\S+report\.html/);
 });
 

@@ -14,7 +14,7 @@ import { Rng } from '../../src/util/rng.js';
 import { poolFrame } from '../../src/video/clips.js';
 import { toU8 } from '../../src/video/frames8.js';
 import {
-  PSNR_CAP_DB, frameBand, frechetFrameCurve, fvdAtHorizons, realClipStats, realFrameStats, referenceSeed, runFrameMetrics, summarizeAt, summarizeMetrics,
+  PSNR_CAP_DB, frameBand, frechetFrameCurve, fvdAtHorizons, realClipStats, realFrameStats, referenceSeed, runFrameMetrics, summarizeAt, summarizeMetrics, trackingHorizon, formatHorizon,
 } from '../../src/drift/metrics.js';
 import { rejectsDriftlab, tempDir, throwsDriftlab } from '../helpers/common.js';
 
@@ -165,6 +165,20 @@ test('FVD at horizons: windows over rollouts, shift localised, horizons that do 
   const realRows = fvdAtHorizons(truth, T, N, S, net, ref, [0, 12], 8, 2, toInput);
   assert.is(rows[0].fvd, realRows[0].fvd); // windows 0..9 are untouched
   assert.ok(rows[1].fvd! > 20 * Math.max(realRows[0].fvd!, realRows[1].fvd!), `shifted ${rows[1].fvd} vs real ${realRows.map((r) => r.fvd)}`);
+});
+
+test('trackingHorizon: first frame whose mean over rollouts exceeds the threshold; null when never; NaN counts as lost', () => {
+  // K = 2 context frames (ignored), N = 2 rollouts, H = 4 generated frames; index t*N + n
+  const traj = [99, 99, 99, 99, /* k=1 */ 1, 3, /* k=2 */ 7, 9, /* k=3 */ 6, 11, /* k=4 */ 20, 0];
+  assert.is(trackingHorizon(traj, 2, 2, 4, 8), 3, 'means 2, 8, 8.5, 10: 8 is not above 8');
+  assert.is(trackingHorizon(traj, 2, 2, 4, 7.9), 2);
+  assert.is(trackingHorizon(traj, 2, 2, 4, 100), null);
+  assert.is(trackingHorizon(traj, 2, 2, 2, 8), null, 'only the first H frames count');
+  assert.is(trackingHorizon([0, 0, NaN, 0], 1, 2, 1, 8), 1);
+  assert.is(formatHorizon(null, 50), '> 50');
+  assert.is(formatHorizon(7, 50), '7');
+  throwsDriftlab(() => trackingHorizon(traj, 2, 2, 4, 0), /positive/);
+  throwsDriftlab(() => trackingHorizon(traj, 2, 2, 9, 8), /fewer/);
 });
 
 test.run();

@@ -19,6 +19,7 @@ const dir = tempDir('driftlab-study-');
 const tiny = tinyVideoPipeline(dir);
 const H = 6, N = 2;
 const CORRECTORS = ['none', 'renoise', 'kalman', 'controller'];
+const RUNS = [...CORRECTORS, 'copy-last', 'blank'];
 const opts = (out: string, extra: Partial<DriftStudyOptions> = {}): DriftStudyOptions => ({
   ckpt: tiny.ckpt, correctors: CORRECTORS, horizon: H, rollouts: N, steps: 2, seed: 3, engine: 'tfjs', out, quiet: true,
   correctorConfig: { kalman: { d: 4 }, renoise: { t: 50 }, controller: { rounds: 1, clips: 4, rolloutFrames: 2, epochs: 1, steps: 2 } },
@@ -46,13 +47,13 @@ test('writes every output: rollouts, metrics.jsonl, summaries, curves, video, re
   assert.ok(png.width > 200 && png.height > 100);
   const gif = decodeGif(fs.readFileSync(path.join(out, 'videos', 'side-by-side.gif')));
   assert.is(gif.T, 3 + H, 'context + generated frames');
-  assert.ok(gif.W >= 5 * 32, 'truth + 4 corrector columns');
+  assert.ok(gif.W >= 6 * 32, 'truth + 4 corrector columns + copy-last (blank is not shown)');
 });
 
 test('per-frame metrics equal a float64 recomputation from the stored frames', async () => {
   const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const perFrame = lines.filter((l) => l.frame !== undefined);
-  assert.is(perFrame.length, CORRECTORS.length * N * H);
+  assert.is(perFrame.length, RUNS.length * N * H);
   const gen = await readNpy(path.join(out, 'rollouts', 'none', 'frames.npy'));
   const truth = await readNpy(path.join(out, 'rollouts', 'none', 'truth.npy'));
   const [, , S] = gen.shape;
@@ -67,7 +68,7 @@ test('per-frame metrics equal a float64 recomputation from the stored frames', a
     assert.ok(Math.abs(s / (S * S) - mse) < 1e-12, `frame ${frame} rollout ${rollout}: ${mse} vs ${s / (S * S)}`);
   }
   const curves = lines.filter((l) => l.metric === 'frechet-frame');
-  assert.is(curves.length, (CORRECTORS.length + 1) * 2, 'bins of 3 frames over 6, per corrector and truth');
+  assert.is(curves.length, (RUNS.length + 1) * 2, 'bins of 3 frames over 6, per corrector, baseline and truth');
   const fvd = lines.filter((l) => l.metric === 'fvd');
   assert.ok(fvd.every((l) => l.horizon !== 100 || l.value === null), 'a horizon beyond the rollout is skipped, not zero');
 });
@@ -76,12 +77,58 @@ test('summary.json and summary.csv agree and name the metrics for what they are'
   const s = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
   assert.match(s.metrics.frechet, /driftlab Moving-MNIST frame encoder/);
   assert.match(s.metrics.fvd, /driftlab Moving-MNIST clip encoder/);
-  assert.equal(Object.keys(s.correctors), CORRECTORS);
+  assert.equal(Object.keys(s.correctors), RUNS);
+  assert.equal(Object.keys(s.baselines), ['copy-last', 'blank']);
+  assert.ok(!s.correctors.none.baseline && s.correctors['copy-last'].baseline);
   const csv = fs.readFileSync(path.join(out, 'summary.csv'), 'utf8').trim().split('\n');
   const row = csv.find((l) => l.startsWith(`kalman,${H},mse,`))!;
   assert.ok(row, 'a kalman row at the last frame');
   assert.ok(Math.abs(Number(row.split(',')[3]) - s.correctors.kalman.at[H].mse.mean) < 1e-12);
   assert.match(fs.readFileSync(path.join(out, 'report.html'), 'utf8'), /not comparable with I3D/);
+});
+
+test('baselines: copy-last repeats the last real context frame, blank is black, both scored like rollouts', async () => {
+  const truth = await readNpy(path.join(out, 'rollouts', 'none', 'truth.npy'));
+  const [T, , S] = truth.shape, K = 3, P = N * S * S;
+  const t8 = truth.data as Uint8Array;
+  const copy = (await readNpy(path.join(out, 'baselines', 'copy-last', 'frames.npy'))).data as Uint8Array;
+  const blank = (await readNpy(path.join(out, 'baselines', 'blank', 'frames.npy'))).data as Uint8Array;
+  assert.is(copy.length, T * P);
+  for (let t = 0; t < T; t++) for (let i = 0; i < P; i++) {
+    const want = t < K ? t8[t * P + i] : t8[(K - 1) * P + i];
+    if (copy[t * P + i] !== want) assert.unreachable(`copy-last frame ${t} value ${i}: ${copy[t * P + i]} vs ${want}`);
+    if (blank[t * P + i] !== (t < K ? t8[t * P + i] : 0)) assert.unreachable(`blank frame ${t} value ${i}`);
+  }
+  // the baseline's MSE at frame k: recomputed from truth alone
+  const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  for (const l of lines.filter((l) => l.corrector === 'blank' && l.frame !== undefined)) {
+    const off = ((K + l.frame - 1) * N + l.rollout) * S * S;
+    let q = 0;
+    for (let i = 0; i < S * S; i++) q += (t8[off + i] / 255) ** 2;
+    assert.ok(Math.abs(q / (S * S) - l.mse) < 1e-12, 'blank MSE = mean square of the truth');
+  }
+  assert.match(first.table, /\| copy-last \(baseline\) \|/);
+  assert.match(first.table, /\| blank \(baseline\) \|/);
+});
+
+test('tracking horizon: first frame whose mean trajectory error over rollouts exceeds the threshold', () => {
+  const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.frame !== undefined);
+  const s = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  assert.is(s.trackThresholdPx, 8);
+  for (const name of RUNS) {
+    let want: number | null = null;
+    for (let k = 1; k <= H && want === null; k++) {
+      const v = lines.filter((l) => l.corrector === name && l.frame === k).map((l) => l.traj);
+      assert.is(v.length, N);
+      if (v.reduce((a, b) => a + b, 0) / N > 8) want = k;
+    }
+    assert.is(s.correctors[name].trackingHorizon, want, name);
+  }
+  // blank frames hold no digits: tracking is lost at frame 1
+  assert.is(s.correctors.blank.trackingHorizon, 1);
+  assert.match(first.table, /tracking horizon \(traj > 8 px\)/);
+  const csv = fs.readFileSync(path.join(out, 'summary.csv'), 'utf8');
+  assert.match(csv, /\nblank,,tracking-horizon-8px,1,/);
 });
 
 test('--resume reuses finished rollouts and gives the same numbers', async () => {
@@ -110,6 +157,8 @@ test('bad input: unknown corrector, duplicates, a foreign folder, an image check
   await rejectsDriftlab(runDriftStudy(opts(path.join(dir, 'bad1'), { correctors: ['none', 'nope'] })), /unknown corrector 'nope'/);
   await rejectsDriftlab(runDriftStudy(opts(path.join(dir, 'bad2'), { correctors: ['none', 'none'] })), /twice/);
   await rejectsDriftlab(runDriftStudy(opts(out)), /already holds a drift study.*--resume/);
+  await rejectsDriftlab(runDriftStudy(opts(path.join(dir, 'bad3'), { correctors: ['none', 'copy-last'] })), /'copy-last' is a baseline/);
+  assert.not.ok(fs.existsSync(path.join(dir, 'bad3')), 'nothing written');
 });
 
 test.run();

@@ -9,6 +9,9 @@ import { tempDir } from '../helpers/common.js';
 import { driftVsHorizon } from '../../experiments/drift-vs-horizon.js';
 import { contextNoiseSweep } from '../../experiments/context-noise-sweep.js';
 import { imageToVideo } from '../../experiments/image-to-video.js';
+import { recipeArm, videoRecipe } from '../../experiments/video-recipe.js';
+import { getVideoPreset } from '../../src/video/presets.js';
+import { throwsDriftlab } from '../helpers/common.js';
 
 const dir = tempDir('driftlab-vexp-');
 const tiny = tinyVideoPipeline(dir);
@@ -41,7 +44,7 @@ test('drift-vs-horizon: every corrector, a table at the frames that fit', async 
 test('context-noise-sweep: one model per level, none and context-noise rows', async () => {
   const r = await contextNoiseSweep({ ...budget, levels: [0, 50] });
   checkRun(r.dir, ['table.md', 'results.json', 'mse-vs-frame.svg', 'mse-vs-level.png', 'models/ctx-noise-50/config.json', 'drift/ctx-noise-50/report.html']);
-  assert.equal(r.rows.map((x) => `${x.level}/${x.corrector}`), ['0/none', '50/none', '50/context-noise']);
+  assert.equal(r.rows.map((x) => `${x.level}/${x.corrector}`), ['0/none', '50/none', '50/context-noise', '-/copy-last (baseline)', '-/blank (baseline)']);
   const cfg = JSON.parse(fs.readFileSync(path.join(r.dir, 'models', 'ctx-noise-50', 'config.json'), 'utf8'));
   assert.is(cfg.training.maxContextT, 50);
 });
@@ -49,7 +52,7 @@ test('context-noise-sweep: one model per level, none and context-noise rows', as
 test('image-to-video: image-initialised vs scratch at equal steps', async () => {
   const r = await imageToVideo({ ...budget, imageSteps: 2 });
   checkRun(r.dir, ['table.md', 'results.json', 'image/config.json', 'train-loss.svg', 'mse-vs-frame.png']);
-  assert.equal(r.rows.map((x) => x.model), ['from-image', 'from-scratch']);
+  assert.equal(r.rows.map((x) => x.model), ['from-image', 'from-scratch', 'copy-last (baseline)', 'blank (baseline)']);
   const a = JSON.parse(fs.readFileSync(path.join(r.dir, 'models', 'from-image', 'config.json'), 'utf8'));
   const b = JSON.parse(fs.readFileSync(path.join(r.dir, 'models', 'from-scratch', 'config.json'), 'utf8'));
   assert.ok(a.training.initImage, 'initialised from the image model');
@@ -72,6 +75,50 @@ test('a reused arm is what training it again gives (same seed, same backend, sam
   const a = fs.readFileSync(path.join(fresh.ckpt, 'ema.safetensors'));
   const b = fs.readFileSync(path.join(dir, 'results', 'context-noise-sweep', earlier, 'models', 'ctx-noise-0', 'ema.safetensors'));
   assert.ok(a.equals(b), 'retrained bytes equal the reused ones');
+});
+
+test('video-recipe: arm names map to the recipes they name; bad names fail before anything trains', () => {
+  const p = getVideoPreset('mmnist-small'); // K = 4, 1 target, batch 32
+  recipeArm('attn-eps')(p);
+  assert.equal([p.model.video!.frames, p.model.video!.conditioning, p.model.video!.temporal, p.model.video!.temporalMid], [8, 'attention', [false, true, true], true]);
+  assert.equal([p.objective.prediction, p.objective.weighting, p.train.contextDropout, p.train.batchSize], ['epsilon', 'uniform', 0, 8]);
+  const old = getVideoPreset('mmnist-small-attn');
+  assert.equal(p.model, { ...old.model, video: { ...old.model.video!, conditioning: 'attention' } }, 'attn-eps is the first recipe (attention is its default conditioning)');
+  const q = getVideoPreset('mmnist-small');
+  recipeArm('concat2-attn-v-minsnr-drop-df')(q);
+  assert.equal([q.model.video!.frames, q.model.video!.conditioning, q.model.video!.temporal, q.model.video!.temporalMid], [6, 'concat', [true, true, true], true]);
+  assert.equal([q.objective.prediction, q.objective.weighting, q.train.contextDropout, q.train.independentT, q.train.batchSize], ['v', 'min-snr', 0.1, true, 16]);
+  const c = getVideoPreset('mmnist-small');
+  recipeArm('concat-v-drop')(c);
+  assert.equal(c, getVideoPreset('mmnist-small'), 'concat-v-drop is the current preset');
+  throwsDriftlab(() => recipeArm('lstm-v'), /must start with/);
+  throwsDriftlab(() => recipeArm('concat-drop'), /one prediction target/);
+  throwsDriftlab(() => recipeArm('concat-v-eps'), /one prediction target/);
+  throwsDriftlab(() => recipeArm('concat-v-fast'), /unknown part 'fast'/);
+  throwsDriftlab(() => recipeArm('concat-v-df'), /-df needs 2 or more targets/);
+  throwsDriftlab(() => recipeArm('concat-v-cn0'), /-cnL with L in 1..999/);
+  const n = getVideoPreset('mmnist-small');
+  recipeArm('concat-v-cn100')(n);
+  assert.is(n.train.maxContextT, 100);
+});
+
+test('video-recipe: a table of context use, trajectory error and tracking horizon per arm beside the baselines; a wall-time budget is spent once', async () => {
+  const r = await videoRecipe({ ...budget, arms: ['attn-eps', 'concat-v-drop'], minutes: 0.01, trainSteps: 1000, windows: 2, horizon: 4 });
+  checkRun(r.dir, ['table.md', 'results.json', 'traj-vs-frame.svg', 'context-use.png', 'models/concat-v-drop/budget-done.json', 'drift/attn-eps/report.html']);
+  assert.equal(r.rows.map((x) => x.arm), ['attn-eps', 'concat-v-drop', 'copy-last (baseline)', 'blank (baseline)', 'real (truth)']);
+  for (const k of ['traj px@1', 'traj px@4', 'tracking horizon (traj > 8 px)', 'ctx other/true t=500']) assert.ok(k in r.rows[0], k);
+  assert.is(r.rows[3]['tracking horizon (traj > 8 px)'], '1', 'blank frames lose the digits at once');
+  const cfg = JSON.parse(fs.readFileSync(path.join(r.dir, 'models', 'concat-v-drop', 'config.json'), 'utf8'));
+  assert.is(cfg.model.video.conditioning, 'concat');
+  const res = JSON.parse(fs.readFileSync(path.join(r.dir, 'results.json'), 'utf8'));
+  const cu = res.arms[1].contextUse;
+  assert.equal(cu.t, [100, 300, 500, 700, 900]);
+  assert.ok(Math.abs(r.rows[1]['ctx other/true t=500'] as number - cu.ratioOther[2]) < 1e-12);
+  const log = path.join(r.dir, 'models', 'attn-eps', 'train-log.jsonl');
+  const before = fs.readFileSync(log, 'utf8');
+  const again = await videoRecipe({ ...budget, arms: ['attn-eps', 'concat-v-drop'], minutes: 0.01, trainSteps: 1000, windows: 2, horizon: 4, resume: r.dir });
+  assert.is(fs.readFileSync(log, 'utf8'), before, 'the spent budget is not trained again on --resume');
+  assert.equal(again.rows, r.rows);
 });
 
 test.run();

@@ -44,6 +44,21 @@ test('non-TTY: roughly every 10% plus final line', () => {
   assert.match(out[out.length - 1]!, /^train \[#{20}\] 100% 1000\/1000 loss=0.0312 100 img\/s in 10.0s\n$/);
 });
 
+test('a resumed job: the bar starts at `initial`, the rate and ETA count only this process', () => {
+  const { out, stream } = fakeStream(false);
+  let now = 0;
+  const p = new Progress({ total: 1000, label: 'train', stream, unit: 'step', initial: 600, now: () => now });
+  for (let i = 0; i < 400; i++) {
+    now += 100; // 10 step/s since the resume
+    p.tick(1);
+  }
+  const mid = out.find((l) => l.includes(' 80% '))!;
+  assert.ok(mid, `an 80% line: ${out.join('')}`);
+  assert.match(mid, /800\/1000 10\.0 step\/s ETA 20\.0s\n$/);
+  assert.ok(!out.some((l) => / [0-5]\d% /.test(l)), 'no lines for the work done before the resume');
+  assert.match(out[out.length - 1]!, /1000\/1000 10\.0 step\/s in 40\.0s\n$/);
+});
+
 test('non-TTY: time-based lines every 30 s for slow jobs', () => {
   const { out, stream } = fakeStream(false);
   let now = 0;

@@ -9,6 +9,11 @@ import { loadCheckpoint } from '../../src/diffusion/checkpoint.js';
 import { ClipStream, clipWindow } from '../../src/video/clips.js';
 import { MovingMnist } from '../../datasets/moving-mnist/index.js';
 import { Rng } from '../../src/util/rng.js';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.js');
 
 const dir = tempDir('driftlab-video-');
 const tiny = (steps: number) => { const p = getVideoPreset('mmnist-tiny'); p.train.steps = steps; p.train.seed = 2; return p; };
@@ -67,6 +72,25 @@ test('--init-image: spatial weights come from the image checkpoint, temporal one
   await trainVideo({ preset: p, out: vid, workers: 1, backend: 'wasm', quiet: true, initImage: img });
   const ic = await loadCheckpoint(img), vc = await loadCheckpoint(vid);
   assert.equal(Array.from(vc.params.subarray(0, ic.ema!.length)), Array.from(ic.ema!), 'spatial weights differ from the image EMA weights');
+});
+
+test('train-video CLI: recipe flags reach config.json; bad values are one error line and write nothing', () => {
+  const out = path.join(dir, 'cli-flags');
+  const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--out', out, '--seed', '4',
+    '--context-dropout', '0.25', '--independent-t', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+  assert.equal(cfg.objective, { prediction: 'x0', weighting: 'min-snr', snrGamma: 2 });
+  assert.is(cfg.training.contextDropout, 0.25);
+  assert.is(cfg.training.independentT, true);
+  assert.not.ok(fs.existsSync(path.join(out, 'context-use.jsonl')), '--check-every 0 logs no check');
+  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--prediction', 'noise', /prediction/]] as const) {
+    const bad = path.join(dir, `cli-bad${flag}`);
+    const b = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '1', '--workers', '1', '--out', bad, flag, value], { encoding: 'utf8' });
+    assert.ok(b.status !== 0, `${flag} ${value} accepted`);
+    assert.match(b.stderr, re);
+    assert.not.ok(fs.existsSync(bad), `${flag} ${value}: nothing written`);
+  }
 });
 
 test.run();

@@ -72,4 +72,4 @@ registerCorrector('anchor', 'pathwise correction: at a late step pull x0 towards
       });
     },
   };
-});
+}, { inLoop: true });

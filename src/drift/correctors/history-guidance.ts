@@ -48,4 +48,4 @@ registerCorrector('history-guidance', 'guidance by the history: eps(none) + w (e
       return { eps };
     },
   };
-});
+}, { inLoop: true });

@@ -49,4 +49,4 @@ registerCorrector('reconstruction-guidance', 'Ho et al.: move the targets along 
       return { x0 };
     },
   };
-});
+}, { inLoop: true });
