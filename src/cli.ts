@@ -6,7 +6,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { BACKEND_CHOICES } from './backend.js';
+import { globalOptions } from './commands/globals.js';
 import { DriftlabError } from './util/errors.js';
 import { trainCommand } from './commands/train.js';
 import { sampleCommand } from './commands/sample.js';
@@ -22,6 +22,7 @@ import { fitCorrectorCommand, rolloutCommand } from './commands/rollout.js';
 import { experimentCommand } from './commands/experiment.js';
 import { driftCommand } from './commands/drift.js';
 import { demoCommand } from './commands/demo.js';
+import { sweepCommand, workerCommand } from './commands/sweep.js';
 
 export function fail(e: unknown): never {
   const debug = process.env.DRIFTLAB_DEBUG === '1';
@@ -37,11 +38,9 @@ export function fail(e: unknown): never {
 }
 
 async function main() {
-  await yargs(hideBin(process.argv))
+  await globalOptions(yargs(hideBin(process.argv))
     .scriptName('driftlab')
-    .usage('driftlab <command> [options]\n\nDiffusion models and autoregressive video diffusion with online drift correction, on a laptop CPU.')
-    .option('backend', { choices: BACKEND_CHOICES, default: 'auto', describe: 'tensor backend (auto: tfjs-node-gpu > tfjs-node > wasm > cpu)', global: true })
-    .option('seed', { type: 'number', default: 0, describe: 'random seed: same seed, same backend, same bytes', global: true })
+    .usage('driftlab <command> [options]\n\nDiffusion models and autoregressive video diffusion with online drift correction, on a laptop CPU.'))
     .command(demoCommand)
     .command(quickstartCommand)
     .command(trainCommand)
@@ -58,6 +57,8 @@ async function main() {
     .command(fitCorrectorCommand)
     .command(driftCommand)
     .command(experimentCommand)
+    .command(sweepCommand)
+    .command(workerCommand)
     .demandCommand(1, 'name a command; see driftlab --help')
     .strict()
     .recommendCommands()

@@ -161,10 +161,16 @@ const videoRecipe: CommandModule<any, any> = {
   },
 };
 
+/** every experiment by name (the sweep allow-list reads their options from here) */
+export const EXPERIMENTS: Record<string, CommandModule<any, any>> = {
+  'guidance-sweep': guidance, 'schedule-ablation': schedule, 'drift-vs-horizon': driftVsHorizon, 'context-noise-sweep': contextNoise, 'image-to-video': imageToVideo,
+  'video-recipe': videoRecipe,
+};
+
 export const experimentCommand: CommandModule<any, any> = {
   command: 'experiment <name>',
   describe: 'run a reproducible study (guidance-sweep, schedule-ablation, drift-vs-horizon, context-noise-sweep, image-to-video, video-recipe); writes results/<name>/<run-id>/',
-  builder: (y) => y.command(guidance).command(schedule).command(driftVsHorizon).command(contextNoise).command(imageToVideo).command(videoRecipe)
+  builder: (y) => Object.values(EXPERIMENTS).reduce((acc, c) => acc.command(c), y)
     .demandCommand(1, 'name an experiment: guidance-sweep, schedule-ablation, drift-vs-horizon, context-noise-sweep, image-to-video, video-recipe'),
   handler: () => undefined,
 };

@@ -34,10 +34,16 @@ function describeFsError(e: unknown, target: string, what: string): DriftlabErro
   }
 }
 
+/**
+ * A temp file writeFileAtomic left behind when its process was killed between open and rename
+ * (`NAME.tmp-PID-HEX`): garbage, never a result; folder checks must not count it.
+ */
+export const isAtomicLeftover = (name: string) => /\.tmp-\d+-[0-9a-f]{12}$/.test(name);
+
 /** Write `data` to `target` atomically (temp file + fsync + rename). Overwrites silently. */
 export async function writeFileAtomic(target: string, data: Uint8Array | string): Promise<void> {
   const dir = path.dirname(path.resolve(target));
-  const tmp = `${target}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const tmp = `${target}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`; // isAtomicLeftover() knows this form
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(tmp, 'wx', 0o644);

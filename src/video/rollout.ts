@@ -22,7 +22,7 @@ import { MovingMnist, MovingMnistClip } from '../../datasets/moving-mnist/index.
 import type { DriftCorrector, FrameBatch, FrameHistory } from '../drift/corrector.js';
 import type { Pipeline } from '../diffusion/pipeline.js';
 import { SamplerName } from '../diffusion/samplers.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { isAtomicLeftover, writeFileAtomic } from '../io/atomic.js';
 import { NpyAppendWriter } from '../io/npy-append.js';
 import { DriftlabError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
@@ -97,8 +97,11 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
     if (!o.resume) throw new DriftlabError(`${o.out} already holds a rollout; pass --resume to continue it, or choose a new --out`);
     if (JSON.stringify(a) !== JSON.stringify(b)) throw new DriftlabError(`${o.out} holds another run (different checkpoint, corrector or settings); choose a new --out`);
     state = fs.existsSync(statePath) ? JSON.parse(fs.readFileSync(statePath, 'utf8')) : null;
-  } else if (fs.existsSync(o.out) && fs.readdirSync(o.out).length > 0) {
-    throw new DriftlabError(`${o.out} is not empty and holds no rollout; choose a new --out`);
+  } else if (fs.existsSync(o.out)) {
+    // a run killed while writing run.json leaves only its temp file: start afresh, without it
+    const entries = fs.readdirSync(o.out);
+    if (entries.some((f) => !isAtomicLeftover(f))) throw new DriftlabError(`${o.out} is not empty and holds no rollout; choose a new --out`);
+    for (const f of entries) fs.rmSync(path.join(o.out, f), { force: true });
   }
 
   const sampleRng = new Rng(o.seed).fork('rollout-sampler');
