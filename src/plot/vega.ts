@@ -89,12 +89,14 @@ export async function renderSvg(spec: object, opts: RenderOptions): Promise<stri
   const errors: string[] = [];
   const logger = vega.logger(vega.Warn, 'error');
   logger.error = (...a: unknown[]) => (errors.push(a.map(String).join(' ')), logger);
-  logger.warn = () => logger; // vega warnings (e.g. empty domains) are not fatal
+  // vega warnings (e.g. an empty domain) are not fatal, except a data file it could not load
+  logger.warn = (...a: unknown[]) => (/^Loading failed/i.test(String(a[0])) && errors.push(a.map((v) => String((v as Error)?.message ?? v)).join(' ')), logger);
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', loader, logger });
   try {
     const svg: string = await view.toSVG();
     if (errors.length) throw new DriftlabError(`vega reported: ${errors[0]!.split('\n')[0]}`);
-    return svg.endsWith('\n') ? svg : svg + '\n';
+    const out = stableIds(svg);
+    return out.endsWith('\n') ? out : out + '\n';
   } catch (e) {
     if (e instanceof DriftlabError) throw e;
     const msg = String((e as Error)?.message ?? e).split('\n')[0]!;
@@ -103,6 +105,24 @@ export async function renderSvg(spec: object, opts: RenderOptions): Promise<stri
   } finally {
     view.finalize();
   }
+}
+
+/**
+ * vega numbers clip paths and gradients with a process-wide counter (clip7 in the third chart
+ * of a run); renumber them in order of appearance so the SVG depends only on the spec and data.
+ */
+export function stableIds(svg: string): string {
+  const map = new Map<string, string>();
+  const count = new Map<string, number>();
+  const fresh = (kind: string, old: string) => {
+    if (!map.has(old)) {
+      const n = (count.get(kind) ?? 0) + 1;
+      count.set(kind, n);
+      map.set(old, `${kind}${n}`);
+    }
+    return map.get(old)!;
+  };
+  return svg.replace(/(\bid="|url\(#|href="#)((?:clip|gradient|pattern)_?)(\d+)/g, (_m, pre: string, kind: string, n: string) => pre + fresh(kind, kind + n));
 }
 
 /** SVG text -> PNG bytes at `scale` device pixels per SVG pixel, with the bundled font only. */

@@ -41,8 +41,8 @@ export function chartCsv(series: Series[]): string {
   return rows.join('\n') + '\n';
 }
 
-/** Parses the CSV that chartCsv writes (RFC 4180 quoting); numeric columns become number | null. */
-export function parseChartCsv(text: string): Record<string, string | number | null>[] {
+/** CSV text -> rows of cells (RFC 4180 quoting, LF or CRLF line ends). */
+export function parseCsv(text: string): string[][] {
   const records: string[][] = [];
   let row: string[] = [];
   let cell = '';
@@ -63,12 +63,25 @@ export function parseChartCsv(text: string): Record<string, string | number | nu
     } else cell += c;
   }
   if (cell || row.length) (row.push(cell), records.push(row));
-  const [head, ...body] = records;
+  return records;
+}
+
+/**
+ * CSV text -> objects keyed by the header; columns typed 'number' in `parse` (Vega-Lite's
+ * data.format.parse) become number | null (empty), the rest stay strings.
+ */
+export function csvObjects(text: string, parse: Record<string, string> = {}): Record<string, string | number | null>[] {
+  const [head, ...body] = parseCsv(text);
   if (!head) return [];
   return body.map((r) => Object.fromEntries(head.map((h, j) => {
     const v = r[j] ?? '';
-    return [h, h === 'series' ? v : v === '' ? null : Number(v)];
+    return [h, parse[h] === 'number' ? (v === '' ? null : Number(v)) : v];
   })));
+}
+
+/** Parses the CSV that chartCsv writes; x, y, lo, hi become number | null. */
+export function parseChartCsv(text: string): Record<string, string | number | null>[] {
+  return csvObjects(text, { x: 'number', y: 'number', lo: 'number', hi: 'number' });
 }
 
 /**
