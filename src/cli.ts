@@ -11,6 +11,7 @@ import { DriftlabError } from './util/errors.js';
 import { trainCommand } from './commands/train.js';
 import { sampleCommand } from './commands/sample.js';
 import { scheduleCommand } from './commands/schedule.js';
+import { plotCommand } from './commands/plot.js';
 import { infoCommand } from './commands/info.js';
 import { quickstartCommand } from './commands/quickstart.js';
 import { exportCommand } from './commands/export.js';
@@ -46,6 +47,7 @@ async function main() {
     .command(trainCommand)
     .command(sampleCommand)
     .command(scheduleCommand)
+    .command(plotCommand)
     .command(infoCommand)
     .command(exportCommand)
     .command((await import('./commands/eval.js')).evalCommand)

@@ -1,7 +1,10 @@
 /**
- * A self-contained HTML report (one file, no network): run details, tables, figures (inline SVG,
- * sanitized, with the PNG as a download link; or the PNG alone), videos (GIF as a data: URI
- * image, MP4 as a <video> with a data: URI source when small, else a relative link) and notes.
+ * A self-contained HTML report (one file, no network): run details, tables, figures, videos and
+ * notes. A figure with a Vega-Lite spec (f.vl, or NAME.vl.json beside its SVG, as writeChart writes) is an
+ * interactive chart drawn by vega-embed, bundled inline with its data, with links to the SVG,
+ * PNG, spec and CSV files beside the report; other figures are inline SVG (sanitized) or a PNG.
+ * Videos: GIF as a data: URI image when small, else by relative URL; MP4 likewise (data: URI
+ * <video> when small, else a link). Tables scroll inside their own box.
  *
  * Every figure is <figure id="fig-ID">, every video <figure id="vid-ID">. A Content-Security-Policy
  * allows only data: images/media, inline styles and the one hashed render-check script, so nothing
@@ -10,15 +13,24 @@
  * box) and <video> (metadata loaded, no error) and writes the tally into
  * <pre id="render-check">{"images":{"ok":n,"bad":[ids]},"svgs":...,"videos":...}</pre>
  * and sets body[data-rendered="1"]; src/util/chromium.ts reads it back from headless Chromium.
+ * The tally also lists the charts that vega-embed drew (or failed to), every script error,
+ * console.error and CSP violation, and the elements wider than the window (outside a box that
+ * scrolls), so one headless load per window width checks the whole page.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../io/atomic.js';
 import { DriftlabError } from '../util/errors.js';
+import { packageFile } from '../plot/vega.js';
+import { csvObjects } from '../plot/vl-chart.js';
 
 export interface ReportTable { title: string; caption?: string; columns: string[]; rows: (string | number)[][] }
-export interface ReportFigure { id: string; title: string; caption?: string; /** SVG file path */ svg?: string; /** PNG file path */ png?: string }
+export interface ReportFigure {
+  id: string; title: string; caption?: string; /** SVG file path */ svg?: string; /** PNG file path */ png?: string;
+  /** Vega-Lite spec (default: NAME.vl.json beside the SVG, when it exists) drawn as an interactive chart */
+  vl?: string;
+}
 export interface ReportVideo { id: string; title: string; caption?: string; /** GIF file path */ gif?: string; /** MP4 file path */ mp4?: string }
 export interface ReportSpec {
   title: string;
@@ -32,11 +44,14 @@ export interface ReportSpec {
   notes: string[];
   /** directory the report will be written to, for relative links (writeReport sets it; default cwd) */
   baseDir?: string;
-  /** MP4s up to this size are embedded as data: URIs, larger ones linked (default 8 MB) */
+  /** MP4s up to this size are embedded as data: URIs, larger ones linked (default 1 MB) */
   maxInlineVideoBytes?: number;
+  /** GIFs up to this size are embedded as data: URIs, larger ones shown by relative URL (default 2 MB) */
+  maxInlineGifBytes?: number;
 }
 
-const DEFAULT_MAX_INLINE_VIDEO = 8 * 1024 * 1024;
+const DEFAULT_MAX_INLINE_VIDEO = 1024 * 1024;
+const DEFAULT_MAX_INLINE_GIF = 2 * 1024 * 1024;
 
 /** Escape text for HTML element content and double-quoted attribute values. */
 export function escapeHtml(s: string | number): string {
@@ -97,10 +112,23 @@ export function sanitizeSvg(text: string, idPrefix: string): string | null {
 // The render check. Kept free of '<' so it can never close its own <script> element early.
 const CHECK_SCRIPT = `(function () {
   var H264 = 'video/mp4; codecs="avc1.64001E"';
+  var errors = [];
+  function note(s) { if (errors.length !== 50) errors.push(String(s).slice(0, 300)); }
+  window.addEventListener('error', function (e) { note('error: ' + (e.message || 'script error')); });
+  window.addEventListener('unhandledrejection', function (e) { note('unhandled rejection: ' + (e.reason && e.reason.message || e.reason)); });
+  document.addEventListener('securitypolicyviolation', function (e) { note('CSP blocked ' + e.violatedDirective + ' ' + (e.blockedURI || '')); });
+  var consoleError = console.error;
+  console.error = function () { note('console.error: ' + Array.prototype.slice.call(arguments).join(' ')); return consoleError.apply(console, arguments); };
   function idOf(el, i, kind) { return el.id || (el.closest('[id]') ? el.closest('[id]').id + '/' : '') + kind + i; }
   function settled(v) { return v.readyState >= 1 || v.error !== null; }
+  function scrollsInBox(el) {
+    for (var p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      if (getComputedStyle(p).overflowX !== 'visible') return true;
+    }
+    return false;
+  }
   function finish() {
-    var out = { images: { ok: 0, bad: [] }, svgs: { ok: 0, bad: [] }, videos: { ok: 0, bad: [], gifFallback: [] }, h264: '' };
+    var out = { images: { ok: 0, bad: [] }, svgs: { ok: 0, bad: [] }, videos: { ok: 0, bad: [], gifFallback: [] }, h264: '', charts: { ok: 0, bad: [] }, errors: errors, layout: { width: 0, scrollWidth: 0, wide: [] } };
     var probe = document.createElement('video');
     out.h264 = probe.canPlayType ? probe.canPlayType(H264) : '';
     var okImg = {};
@@ -119,6 +147,19 @@ const CHECK_SCRIPT = `(function () {
       else if (v.dataset.gifTwin && okImg[v.dataset.gifTwin] && !out.h264) { out.videos.ok++; out.videos.gifFallback.push(id); }
       else out.videos.bad.push(id);
     });
+    Array.prototype.forEach.call(document.querySelectorAll('div.vl-chart'), function (el, i) {
+      var sv = el.querySelector('svg'), r = sv ? sv.getBoundingClientRect() : { width: 0 };
+      var marks = el.querySelectorAll('.mark-line path, .mark-area path, .mark-symbol path').length;
+      if (el.dataset.chart === 'ok' && r.width > 0 && marks > 0) out.charts.ok++; else out.charts.bad.push(idOf(el, i, 'chart'));
+    });
+    var W = document.documentElement.clientWidth;
+    out.layout.width = W;
+    out.layout.scrollWidth = document.documentElement.scrollWidth;
+    Array.prototype.forEach.call(document.body.querySelectorAll('*'), function (el, i) {
+      var r = el.getBoundingClientRect();
+      if ((r.width === 0 && r.height === 0) || !(r.right > W + 1)) return;
+      if (!scrollsInBox(el) && out.layout.wide.length !== 20) out.layout.wide.push(idOf(el, i, el.tagName.toLowerCase()) + ' (' + Math.round(r.right) + ' px)');
+    });
     var pre = document.getElementById('render-check');
     pre.textContent = JSON.stringify(out);
     document.body.dataset.rendered = '1';
@@ -126,13 +167,39 @@ const CHECK_SCRIPT = `(function () {
   window.addEventListener('load', function () {
     var t0 = Date.now();
     (function wait() {
-      var vids = document.querySelectorAll('video');
-      if (Array.prototype.every.call(vids, settled) || Date.now() - t0 > 8000) finish(); else setTimeout(wait, 50);
+      var vids = document.querySelectorAll('video'), charts = window.driftlabCharts;
+      var done = Array.prototype.every.call(vids, settled) && (!charts || charts.pending === 0);
+      if (done || Date.now() - t0 > 8000) finish(); else setTimeout(wait, 50);
     })();
   });
 })();`;
-const CHECK_HASH = createHash('sha256').update(CHECK_SCRIPT, 'utf8').digest('base64');
-const CSP = `default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'; script-src 'sha256-${CHECK_HASH}'; base-uri 'none'; form-action 'none'`;
+
+// Draws every div.vl-chart from its JSON spec with vega-embed. Expressions run through vega's
+// interpreter (ast: true), so the page needs no 'unsafe-eval'. Kept free of '<' like the check.
+const EMBED_SCRIPT = `(function () {
+  var els = document.querySelectorAll('div.vl-chart');
+  var st = window.driftlabCharts = { pending: els.length };
+  Array.prototype.forEach.call(els, function (el) {
+    function done(ok) { el.dataset.chart = ok ? 'ok' : 'bad'; st.pending--; }
+    try {
+      var spec = JSON.parse(document.getElementById(el.dataset.spec).textContent);
+      vegaEmbed(el, spec, { renderer: 'svg', ast: true, actions: { export: true, source: true, compiled: false, editor: false } })
+        .then(function () { done(true); }, function (e) { console.error('chart ' + el.id + ': ' + (e && e.message || e)); done(false); });
+    } catch (e) { console.error('chart ' + el.id + ': ' + (e && e.message || e)); done(false); }
+  });
+})();`;
+
+/** vega, vega-lite and vega-embed (their UMD builds from node_modules), read once per process. */
+let bundle: string[] | null = null;
+function chartLibraries(): string[] {
+  bundle ??= [['vega', 'build/vega.min.js'], ['vega-lite', 'build/vega-lite.min.js'], ['vega-embed', 'build/vega-embed.min.js']].map(([pkg, rel]) => {
+    const js = fs.readFileSync(packageFile(pkg!, rel!), 'utf8').replace(/\/\/# sourceMappingURL=\S+\s*$/, '');
+    return js.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
+  });
+  return bundle;
+}
+const sha = (js: string) => `'sha256-${createHash('sha256').update(js, 'utf8').digest('base64')}'`;
+const csp = (scripts: string[]) => `default-src 'none'; img-src data: blob: 'self'; media-src data: 'self'; style-src 'unsafe-inline'; script-src ${scripts.map(sha).join(' ')}; base-uri 'none'; form-action 'none'`;
 
 const CSS = `
 :root { --fg: #1d2330; --muted: #5b6577; --line: #d9dee7; --bg: #ffffff; --soft: #f5f7fa; --accent: #0b5cad; }
@@ -146,7 +213,10 @@ h3 { font-size: 1.1rem; margin: 1.75rem 0 .5rem; }
 a { color: var(--accent); }
 nav.toc { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1.25rem; margin: 1rem 0 2rem; }
 nav.toc ol { margin: .25rem 0; padding-left: 1.4rem; } nav.toc li { margin: .1rem 0; }
-.scroll { overflow-x: auto; margin: .5rem 0 1rem; }
+.scroll { overflow-x: auto; max-width: 100%; margin: .5rem 0 1rem; }
+.chart-box { overflow-x: auto; max-width: 100%; padding-right: 2px; }
+.vl-chart { min-height: 2rem; }
+.vega-embed .vega-actions a { white-space: nowrap; }
 table { border-collapse: collapse; font-size: .92rem; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: left; vertical-align: top; }
 th { background: var(--soft); font-weight: 600; white-space: nowrap; }
@@ -180,6 +250,53 @@ function tableHtml(t: ReportTable, i: number): string {
   ].join('\n');
 }
 
+/** The figure's Vega-Lite spec file: f.vl, else NAME.vl.json beside its SVG when present (a PNG-only figure stays a PNG). */
+function specFileOf(f: ReportFigure): string | undefined {
+  if (f.vl) return f.vl;
+  if (!f.svg) return undefined;
+  const guess = f.svg.replace(/\.svg$/i, '.vl.json');
+  return guess !== f.svg && fs.existsSync(guess) ? guess : undefined;
+}
+
+/** The spec with its (relative, CSV or JSON) data URL replaced by inline values, so the page needs no file access. */
+export function inlineSpecData(specFile: string): Record<string, unknown> {
+  let spec: any;
+  try {
+    spec = JSON.parse(readMedia(specFile, 'Vega-Lite spec').toString('utf8'));
+  } catch (e) {
+    if (e instanceof DriftlabError) throw e;
+    throw new DriftlabError(`report: Vega-Lite spec ${specFile} is not valid JSON`);
+  }
+  const d = spec?.data;
+  if (d && typeof d.url === 'string' && !/^[a-z]+:/i.test(d.url)) {
+    const file = path.resolve(path.dirname(specFile), d.url);
+    const text = readMedia(file, 'chart data').toString('utf8');
+    const type = d.format?.type ?? (/\.json$/i.test(d.url) ? 'json' : 'csv');
+    const values = type === 'json' ? JSON.parse(text) : csvObjects(text, d.format?.parse ?? {});
+    spec.data = { values };
+  }
+  return spec;
+}
+
+function chartHtml(f: ReportFigure, id: string, specFile: string, baseDir: string): { html: string; json: string } {
+  const title = escapeHtml(f.title);
+  const spec = inlineSpecData(specFile);
+  const link = (file: string | undefined, label: string) => (file && fs.existsSync(file) ? `<a href="${escapeHtml(relLink(baseDir, file))}">${label}</a>` : '');
+  const csv = specFile.replace(/\.vl\.json$/i, '.csv');
+  const links = [link(f.svg, 'SVG'), link(f.png, 'PNG'), link(specFile, 'Vega-Lite spec'), csv !== specFile ? link(csv, 'CSV') : ''].filter(Boolean);
+  return {
+    html: [
+      `<figure id="fig-${id}"><h3>${title}</h3>`,
+      `<div class="media chart-box"><div id="fig-${id}-chart" class="vl-chart" data-spec="fig-${id}-spec" role="img" aria-label="${title}"></div></div>`,
+      links.length ? `<div class="links">Files beside this report: ${links.join(' · ')} (restyle: edit the spec, then driftlab plot SPEC --out fig.svg)</div>` : '',
+      f.caption ? `<figcaption>${escapeHtml(f.caption)}</figcaption>` : '',
+      '</figure>',
+    ].join('\n'),
+    // a JSON data block never runs; '<' is escaped so no text in it can close the element
+    json: `<script type="application/json" id="fig-${id}-spec">${JSON.stringify(spec).replace(/</g, '\\u003c')}</script>`,
+  };
+}
+
 function figureHtml(f: ReportFigure, id: string): string {
   const title = escapeHtml(f.title);
   const media: string[] = [];
@@ -208,11 +325,16 @@ function figureHtml(f: ReportFigure, id: string): string {
   ].join('\n');
 }
 
-function videoHtml(v: ReportVideo, id: string, baseDir: string, maxInline: number): string {
+function videoHtml(v: ReportVideo, id: string, baseDir: string, maxInline: number, maxGif: number): string {
   const title = escapeHtml(v.title);
   const media: string[] = [];
   const links: string[] = [];
-  if (v.gif) media.push(`<img id="vid-${id}-gif" class="pixel" alt="${title} (animated GIF)" src="${dataUri('image/gif', readMedia(v.gif, 'GIF'))}">`);
+  if (v.gif) {
+    const gif = readMedia(v.gif, 'GIF');
+    const src = gif.length <= maxGif ? dataUri('image/gif', gif) : escapeHtml(relLink(baseDir, v.gif));
+    media.push(`<img id="vid-${id}-gif" class="pixel" alt="${title} (animated GIF)" src="${src}">`);
+    if (gif.length > maxGif) links.push(`GIF (${(gif.length / 1048576).toFixed(1)} MB) is shown from the file beside this report`);
+  }
   if (v.mp4) {
     let size: number;
     try {
@@ -253,6 +375,8 @@ function uniqueIds(items: { id: string }[], kind: string): string[] {
 export function buildReport(spec: ReportSpec): string {
   const baseDir = spec.baseDir ?? process.cwd();
   const maxInline = spec.maxInlineVideoBytes ?? DEFAULT_MAX_INLINE_VIDEO;
+  const maxGif = spec.maxInlineGifBytes ?? DEFAULT_MAX_INLINE_GIF;
+  const specBlocks: string[] = [];
   const figIds = uniqueIds(spec.figures, 'figure');
   const vidIds = uniqueIds(spec.videos, 'video');
   const toc: string[] = [];
@@ -270,20 +394,27 @@ export function buildReport(spec: ReportSpec): string {
   }
   if (spec.figures.length) {
     toc.push(`<li><a href="#figures">Figures</a><ol>${spec.figures.map((f, i) => `<li><a href="#fig-${figIds[i]}">${escapeHtml(f.title)}</a></li>`).join('')}</ol></li>`);
-    body.push('<section id="figures"><h2>Figures</h2>', ...spec.figures.map((f, i) => figureHtml(f, figIds[i])), '</section>');
+    body.push('<section id="figures"><h2>Figures</h2>', ...spec.figures.map((f, i) => {
+      const vl = specFileOf(f);
+      if (!vl) return figureHtml(f, figIds[i]);
+      const c = chartHtml(f, figIds[i], vl, baseDir);
+      specBlocks.push(c.json);
+      return c.html;
+    }), '</section>');
   }
   if (spec.videos.length) {
     toc.push(`<li><a href="#videos">Videos</a><ol>${spec.videos.map((v, i) => `<li><a href="#vid-${vidIds[i]}">${escapeHtml(v.title)}</a></li>`).join('')}</ol></li>`);
-    body.push('<section id="videos"><h2>Videos</h2>', ...spec.videos.map((v, i) => videoHtml(v, vidIds[i], baseDir, maxInline)), '</section>');
+    body.push('<section id="videos"><h2>Videos</h2>', ...spec.videos.map((v, i) => videoHtml(v, vidIds[i], baseDir, maxInline, maxGif)), '</section>');
   }
   if (spec.notes.length) {
     toc.push('<li><a href="#notes">Notes</a></li>');
     body.push('<section id="notes"><h2>Notes</h2><ul class="notes">', ...spec.notes.map((n) => `<li>${escapeHtml(n)}</li>`), '</ul></section>');
   }
+  const scripts = [CHECK_SCRIPT, ...(specBlocks.length ? [...chartLibraries(), EMBED_SCRIPT] : [])];
   return [
     '<!DOCTYPE html>',
     '<html lang="en"><head><meta charset="utf-8">',
-    `<meta http-equiv="Content-Security-Policy" content="${CSP}">`,
+    `<meta http-equiv="Content-Security-Policy" content="${csp(scripts)}">`,
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     '<meta name="generator" content="driftlab">',
     `<title>${escapeHtml(spec.title)}</title>`,
@@ -293,9 +424,12 @@ export function buildReport(spec: ReportSpec): string {
     `<header><h1>${escapeHtml(spec.title)}</h1>${spec.subtitle ? `<p class="subtitle">${escapeHtml(spec.subtitle)}</p>` : ''}</header>`,
     toc.length ? `<nav class="toc" aria-label="Contents"><strong>Contents</strong><ol>${toc.join('\n')}</ol></nav>` : '',
     ...body,
-    '<footer>Generated by driftlab. Self-contained: every image and video is embedded in this file (large MP4s are linked).',
+    '<footer>Generated by driftlab. Self-contained: charts (vega-embed, bundled), images and small videos are embedded in this file; large videos and the figure files are linked beside it.',
     '<pre id="render-check">pending</pre></footer>',
-    '</main></body></html>',
+    '</main>',
+    ...specBlocks,
+    ...scripts.slice(1).map((js) => `<script>${js}</script>`),
+    '</body></html>',
     '',
   ].join('\n');
 }

@@ -1,8 +1,11 @@
-// Paper-style line charts: SVG output, and PNG via Canvas + the bitmap font (no rasterizer).
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, extname } from 'node:path';
+// Paper-style line charts. writeChart renders through Vega-Lite (vl-chart.ts, vega.ts); chartSvg and
+// chartPng are the older hand-drawn renderer (SVG, and PNG via Canvas + the bitmap font), kept for now.
+import { basename, extname } from 'node:path';
 import { Canvas, type Point } from './canvas.js';
 import { textWidth } from './font.js';
+import { writeAtomicSync } from './figure.js';
+import { renderSpecFileSync } from './render-sync.js';
+import { OKABE_ITO, chartCsv, chartToVegaLite } from './vl-chart.js';
 
 export type Series = { name: string; x: number[]; y: number[]; band?: { lo: number[]; hi: number[] }; color?: string };
 export type ChartSpec = {
@@ -17,7 +20,7 @@ export type ChartSpec = {
 };
 
 /** Okabe-Ito colour-blind-safe palette (yellow last: low contrast on white). */
-export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#E69F00', '#CC79A7', '#56B4E9', '#000000', '#F0E442'];
+export const PALETTE = OKABE_ITO;
 
 export interface Ticks {
   lo: number;
@@ -296,18 +299,22 @@ export function chartPng(spec: ChartSpec): Uint8Array {
 }
 
 /**
- * Writes the chart atomically (temp file + rename). `.svg` -> SVG, `.png` -> PNG; any other
- * path gets both `${path}.svg` and `${path}.png`. Returns the written paths.
+ * Writes the chart as a restylable figure: NAME.vl.json (Vega-Lite spec reading NAME.csv),
+ * NAME.csv (the plotted numbers exactly) and the rendered image(s), each atomically. A path
+ * ending in `.svg` or `.png` gives that one image; any other path gets `${path}.svg` and
+ * `${path}.png` (PNG at 2x the spec size). Rendering is vega + resvg with the bundled Inter
+ * font (src/plot/vega.ts); the call blocks until the files exist. Returns the written paths,
+ * images first.
  */
 export function writeChart(path: string, spec: ChartSpec): string[] {
   const ext = extname(path).toLowerCase();
-  const targets = ext === '.svg' || ext === '.png' ? [path] : [`${path}.svg`, `${path}.png`];
-  for (const target of targets) {
-    const data = target.toLowerCase().endsWith('.svg') ? chartSvg(spec) : chartPng(spec);
-    mkdirSync(dirname(target), { recursive: true });
-    const tmp = `${target}.tmp-${process.pid}`;
-    writeFileSync(tmp, data);
-    renameSync(tmp, target);
-  }
-  return targets;
+  const single = ext === '.svg' || ext === '.png';
+  const base = single ? path.slice(0, -ext.length) : path;
+  const images = single ? [path] : [`${path}.svg`, `${path}.png`];
+  const specFile = `${base}.vl.json`;
+  const csvFile = `${base}.csv`;
+  writeAtomicSync(csvFile, chartCsv(spec.series));
+  writeAtomicSync(specFile, JSON.stringify(chartToVegaLite(spec, basename(csvFile)), null, 2) + '\n');
+  renderSpecFileSync(specFile, images);
+  return [...images, specFile, csvFile];
 }

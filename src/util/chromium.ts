@@ -26,6 +26,12 @@ export interface RenderCheck {
   videos: RenderTally & { gifFallback: string[] };
   /** what the browser answered to canPlayType('video/mp4; codecs="avc1.64001E"') ('' = no H.264) */
   h264: string;
+  /** Vega-Lite charts that vega-embed drew (svg with marks) or failed to */
+  charts: RenderTally;
+  /** script errors, console.error calls and CSP violations seen by the page */
+  errors: string[];
+  /** window width, document scroll width, and elements that stick out past the window (not inside a box that scrolls) */
+  layout: { width: number; scrollWidth: number; wide: string[] };
   /** the JSON text exactly as the page wrote it */
   raw: string;
   /** the dumped DOM, when opts.keepDom */
@@ -40,6 +46,8 @@ export interface CheckRenderOptions {
   virtualTimeMs?: number;
   /** also return the dumped DOM */
   keepDom?: boolean;
+  /** browser window width in CSS px (default 1300); the layout check compares elements with it */
+  windowWidth?: number;
 }
 
 function decodeEntities(s: string): string {
@@ -76,6 +84,12 @@ export function parseRenderCheck(dom: string, what = 'the page'): Omit<RenderChe
     svgs: tally(j.svgs, 'svgs'),
     videos: { ...tally(j.videos, 'videos'), gifFallback: Array.isArray(j.videos.gifFallback) ? j.videos.gifFallback.map(String) : [] },
     h264: typeof j.h264 === 'string' ? j.h264 : '',
+    charts: j.charts ? tally(j.charts, 'charts') : { ok: 0, bad: [] },
+    errors: Array.isArray(j.errors) ? j.errors.map(String) : [],
+    layout: {
+      width: Number(j.layout?.width ?? 0), scrollWidth: Number(j.layout?.scrollWidth ?? 0),
+      wide: Array.isArray(j.layout?.wide) ? j.layout.wide.map(String) : [],
+    },
     raw,
   };
 }
@@ -103,7 +117,8 @@ export async function checkRender(htmlFile: string, opts: CheckRenderOptions = {
   const args = [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--disable-extensions', '--disable-default-apps', '--no-first-run',
-    '--no-default-browser-check', '--mute-audio', `--user-data-dir=${profile}`,
+    '--no-default-browser-check', '--mute-audio', `--user-data-dir=${profile}`, `--window-size=${Math.round(opts.windowWidth ?? 1300)},1000`,
+    '--hide-scrollbars',
     `--virtual-time-budget=${opts.virtualTimeMs ?? 10_000}`, '--dump-dom', pathToFileURL(file).href,
   ];
   try {

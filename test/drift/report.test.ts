@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempDir, rejectsDriftlab, throwsDriftlab } from '../helpers/common.js';
-import { writeChart } from '../../src/plot/chart.js';
+import { chartSvg, writeChart } from '../../src/plot/chart.js';
 import { findFfmpeg, writeGif, writeMp4 } from '../../src/video/writers.js';
 import { buildReport, sanitizeSvg, writeReport, type ReportSpec } from '../../src/drift/report.js';
 import { checkRender, findChromium, parseRenderCheck } from '../../src/util/chromium.js';
@@ -31,16 +31,19 @@ test.before(async () => {
   const xs = [1, 2, 3, 4, 5, 6];
   writeChart(path.join(dir, 'mse'), { title: 'MSE', xlabel: 'frame', ylabel: 'MSE', series: [{ name: 'none', x: xs, y: xs.map((k) => 0.01 * k) }, { name: 'kalman', x: xs, y: xs.map((k) => 0.008 * k) }] });
   writeChart(path.join(dir, 'ssim'), { title: 'SSIM', xlabel: 'frame', ylabel: 'SSIM', series: [{ name: 'none', x: xs, y: xs.map((k) => 1 - 0.05 * k) }] });
+  fs.writeFileSync(path.join(dir, 'plain.svg'), chartSvg({ title: 'plain', xlabel: 'x', ylabel: 'y', series: [{ name: 'a', x: xs, y: xs }] }));
   await writeGif(path.join(dir, 'clip.gif'), clip(8, 16, 20), 8, 16, 20, { fps: 5, scale: 2 });
   if (ffmpeg) await writeMp4(path.join(dir, 'clip.mp4'), clip(8, 16, 20), 8, 16, 20, { fps: 5, scale: 2 });
   spec = {
     title: 'Drift study <test>', subtitle: 'two correctors & one "clip"',
     meta: { command: 'driftlab drift --horizon 6', checkpoint: 'checkpoints/x', engine: 'tfjs', seed: 3, horizon: 6, rollouts: 2, date: '2025-01-01' },
-    tables: [{ title: 'Summary', caption: 'means over rollouts', columns: ['corrector', 'MSE@6', 'note'], rows: [['none', 0.06, 'a<b'], ['kalman', '0.048', '-']] }],
+    tables: [{ title: 'Summary', caption: 'means over rollouts', columns: ['corrector', 'MSE@6', 'note'], rows: [['none', 0.06, 'a<b'], ['kalman', '0.048', '-']] },
+      { title: 'Wide', caption: 'more columns than fit: scrolls inside its box', columns: Array.from({ length: 18 }, (_, i) => `metric number ${i}`), rows: [Array.from({ length: 18 }, (_, i) => 1234.56789 * (i + 1))] }],
     figures: [
       { id: 'mse', title: 'MSE per frame', caption: 'line: mean', svg: path.join(dir, 'mse.svg'), png: path.join(dir, 'mse.png') },
       { id: 'ssim', title: 'SSIM per frame', svg: path.join(dir, 'ssim.svg') },
       { id: 'ssim-png', title: 'SSIM (PNG only)', png: path.join(dir, 'ssim.png') },
+      { id: 'plain', title: 'An SVG without a Vega-Lite spec', svg: path.join(dir, 'plain.svg') },
     ],
     videos: [{ id: 'side-by-side', title: 'Side by side', caption: 'truth | none', gif: path.join(dir, 'clip.gif'), mp4: ffmpeg ? path.join(dir, 'clip.mp4') : undefined }],
     notes: ['FVD here is not comparable with I3D-based FVD.'],
@@ -64,10 +67,18 @@ test('report HTML: self-contained, stable ids, table of contents, escaped text',
   assert.not.match(html, /(src|href)="(https?:)?\/\//, 'no external URLs');
   assert.match(html, /Content-Security-Policy/);
   assert.ok(html.includes('Drift study &lt;test&gt;') && html.includes('two correctors &amp; one &quot;clip&quot;') && html.includes('a&lt;b'));
-  assert.ok(html.includes('<svg id="fig-mse-svg" class="inline-svg"'), 'SVG inline');
+  assert.ok(html.includes('<svg id="fig-plain-svg" class="inline-svg"'), 'SVG without a spec: inline');
   assert.not.ok(html.includes('<?xml'), 'no XML prolog');
   assert.match(html, /<img id="fig-ssim-png-png"[^>]+src="data:image\/png;base64,/);
-  assert.match(html, /<a href="data:image\/png;base64,[^"]+" download="mse.png">/, 'PNG fallback link');
+  // charts: a vega-embed target, the spec with its CSV data inline, links to the files beside the report
+  assert.ok(html.includes('<div id="fig-mse-chart" class="vl-chart" data-spec="fig-mse-spec"'), 'chart target');
+  const block = /<script type="application\/json" id="fig-mse-spec">([^<]*)<\/script>/.exec(html);
+  assert.ok(block, 'spec block');
+  const inline = JSON.parse(block![1]!);
+  assert.equal(inline.data.values.slice(0, 2), [{ series: 'none', x: 1, y: 0.01, lo: null, hi: null }, { series: 'none', x: 2, y: 0.02, lo: null, hi: null }]);
+  for (const f of ['mse.svg', 'mse.png', 'mse.vl.json', 'mse.csv']) assert.ok(html.includes(`<a href="${f}">`), `link to ${f}`);
+  assert.not.ok(html.includes('data:image/png;base64') && html.includes('download="mse.png"'), 'chart PNG not inlined');
+  assert.ok(html.length < 2.5e6, `report size ${html.length}`);
   assert.match(html, /<img id="vid-side-by-side-gif"[^>]+src="data:image\/gif;base64,/);
   if (ffmpeg) assert.match(html, /<video id="vid-side-by-side-mp4" data-gif-twin="vid-side-by-side-gif" class="pixel" controls muted loop[^>]*><source src="data:video\/mp4;base64,/);
   // a large MP4 is linked relative to the report, not embedded
@@ -111,10 +122,38 @@ test('headless Chromium: every plot and video present and rendered', async () =>
   assert.equal(r.images.bad, [], `broken images: ${r.raw}`);
   assert.equal(r.svgs.bad, [], `empty svgs: ${r.raw}`);
   assert.equal(r.videos.bad, [], `videos that did not load: ${r.raw}`);
-  assert.is(r.svgs.ok, 2, 'two inline SVG charts');
+  assert.equal(r.charts.bad, [], `charts vega-embed did not draw: ${r.raw}`);
+  assert.is(r.charts.ok, 2, 'two Vega-Lite charts');
+  assert.equal(r.errors, [], 'no script errors, console errors or CSP violations');
+  assert.is(r.svgs.ok, 1, 'one inline SVG');
   assert.is(r.images.ok, 2, 'PNG-only chart and the GIF');
   assert.is(r.videos.ok, ffmpeg ? 1 : 0);
   if (ffmpeg) assert.equal(r.videos.gifFallback, [], `H.264 decodes in this chromium (canPlayType: '${r.h264}')`);
+});
+
+test('headless Chromium at 1,300 and 800 px: every chart drawn, no console errors, nothing wider than the page', async () => {
+  if (!needChromium()) return;
+  for (const w of [1300, 800]) {
+    const r = await checkRender(path.join(dir, 'report.html'), { timeoutMs: 60_000, windowWidth: w });
+    assert.is(r.layout.width, w, r.raw);
+    assert.equal(r.layout.wide, [], `elements wider than ${w} px: ${r.raw}`);
+    assert.ok(r.layout.scrollWidth <= w, `page scrolls sideways at ${w} px: ${r.layout.scrollWidth}`);
+    assert.is(r.charts.ok, 2, r.raw);
+    assert.equal(r.errors, [], r.raw);
+  }
+});
+
+test('headless Chromium: a GIF too large to inline is shown from the file beside the report', async () => {
+  const file = path.join(dir, 'linked.html');
+  await writeReport(file, { ...spec, figures: [], tables: [], maxInlineGifBytes: 10, maxInlineVideoBytes: 10 });
+  const html = fs.readFileSync(file, 'utf8');
+  assert.match(html, /<img id="vid-side-by-side-gif"[^>]+src="clip.gif">/);
+  assert.not.ok(html.includes('data:image/gif'));
+  if (!needChromium()) return;
+  const r = await checkRender(file, { timeoutMs: 60_000 });
+  assert.equal(r.images.bad, [], r.raw);
+  assert.is(r.images.ok, 1, 'the linked GIF loads');
+  assert.equal(r.errors, [], r.raw);
 });
 
 test('headless Chromium: a corrupt PNG is reported as bad; hostile titles stay text', async () => {
@@ -131,10 +170,11 @@ test('headless Chromium: a corrupt PNG is reported as bad; hostile titles stay t
   const r = await checkRender(file, { timeoutMs: 30_000, keepDom: true });
   assert.equal(r.images.bad, ['fig-broken-png'], r.raw);
   assert.is(r.images.ok, 1, 'the GIF');
-  assert.is(r.svgs.ok, 1);
+  assert.is(r.charts.ok, 1);
   assert.not.match(r.dom!, /data-pwned/, 'injected script or handler ran');
   assert.ok(r.dom!.includes('&lt;script&gt;document.body.dataset.pwned'), 'the title shows as text');
-  assert.is((r.dom!.match(/<script\b/g) ?? []).length, 1, 'only the render-check script');
+  // the render check, the chart libraries + embedder, and one JSON spec block: nothing injected
+  assert.is((r.dom!.match(/<script\b/g) ?? []).length, 1 + 4 + 1, 'only driftlab\'s scripts');
 });
 
 test.run();

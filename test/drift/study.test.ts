@@ -148,7 +148,8 @@ test('the report renders in headless Chromium with every plot and video present'
   const r = await checkRender(path.join(out, 'report.html'));
   assert.is(r.images.bad.length, 0, `broken images: ${r.images.bad.join(', ')}`);
   assert.is(r.svgs.bad.length, 0, `empty svgs: ${r.svgs.bad.join(', ')}`);
-  assert.ok(r.images.ok + r.svgs.ok >= 5, 'five curves at least');
+  assert.equal(r.charts.bad, [], `charts not drawn: ${r.raw}`);
+  assert.ok(r.images.ok + r.svgs.ok + r.charts.ok >= 5, 'five curves at least');
   const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
   for (const id of ['fig-mse', 'fig-ssim', 'fig-traj', 'fig-frechet', 'vid-side-by-side']) assert.ok(html.includes(`id="${id}"`), id);
 });

@@ -112,15 +112,17 @@ test('chartPng decodes to requested size and is not blank', () => {
   assert.ok(colours.has(0x0072b2) && colours.has(0xd55e00), 'series colours present');
 });
 
-test('writeChart writes atomically by extension', () => {
+test('writeChart writes atomically by extension, each image beside its Vega-Lite spec and CSV', () => {
   const dir = mkdtempSync(join(tmpdir(), 'chart-'));
   try {
     writeChart(join(dir, 'a.svg'), spec);
     writeChart(join(dir, 'sub', 'b.png'), spec);
     const both = writeChart(join(dir, 'c'), spec);
-    assert.equal(both, [join(dir, 'c.svg'), join(dir, 'c.png')]);
+    assert.equal(both, [join(dir, 'c.svg'), join(dir, 'c.png'), join(dir, 'c.vl.json'), join(dir, 'c.csv')]);
     assert.ok(readFileSync(join(dir, 'a.svg'), 'utf8').startsWith('<svg'));
-    assert.is(decodePng(readFileSync(join(dir, 'sub', 'b.png'))).width, 720);
+    assert.is(decodePng(readFileSync(join(dir, 'sub', 'b.png'))).width, 2 * 720, 'PNG at 2x the spec width');
+    for (const f of ['a.vl.json', 'a.csv', 'sub/b.vl.json', 'sub/b.csv']) assert.ok(existsSync(join(dir, f)), f);
+    assert.not.ok(existsSync(join(dir, 'a.png')), 'a .svg path writes no PNG');
     assert.ok(existsSync(join(dir, 'c.png')));
     assert.not.ok(readdirSync(dir).some((f) => f.includes('.tmp-')));
   } finally {
