@@ -12,7 +12,9 @@ child.on('close', (code) => {
   const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
   const num = (label) => Number((plain.match(new RegExp(`${label}:\\s+(\\d+)`)) ?? [])[1] ?? NaN);
   const total = num('Total'), passed = num('Passed'), skipped = num('Skipped') || 0;
-  const failed = Number.isFinite(total) && Number.isFinite(passed) ? total - passed - skipped : NaN;
+  // uvu's Skipped can absorb a failure in its arithmetic; its FAIL markers cannot
+  const marked = (plain.match(/^\s*FAIL\s+"/gm) ?? []).length;
+  const failed = Number.isFinite(total) && Number.isFinite(passed) ? Math.max(total - passed - skipped, marked) : NaN;
   if (!Number.isFinite(failed)) {
     console.log('\ncould not read the uvu summary; treating the run as failed');
     process.exit(code || 1);

@@ -2,11 +2,13 @@
  * Video presets: Moving-MNIST clips through the space-time U-Net.
  *
  *   mmnist-tiny   16x16 frames (64x64 canvas pooled 4x4), 6-frame windows, tiny U-Net; tests
- *   mmnist-small  32x32 frames (64x64 canvas pooled 2x2), 8-frame windows (4 context + 4
- *                 targets), the mnist-small U-Net plus temporal attention at 16x16, 8x8 and the
- *                 middle. 32x32 keeps both digits legible while a training step costs about
- *                 ten MNIST images per clip, so a model worth studying trains on 2 cores in a
- *                 few hours; 64x64 would cost ~4x more per frame.
+ *   mmnist-small  32x32 frames (64x64 canvas pooled 2x2), 5-frame windows: the 4 context frames
+ *                 concatenated as input channels of 1 target (MCVD-style), v-prediction, 10%
+ *                 context dropout; the mnist-small U-Net trunk. Chosen by measurement (context
+ *                 use, docs/EXPERIMENTS.md). 32x32 keeps both digits legible while a model worth
+ *                 studying trains on 2 cores in a few hours; 64x64 would cost ~4x more per frame.
+ *   mmnist-small-attn  the first recipe (4 context + 4 targets through temporal attention,
+ *                 epsilon prediction), kept for comparison: it learned to ignore its context.
  */
 import { DriftlabError } from '../util/errors.js';
 import type { Hyper } from '../diffusion/trainer.js';
