@@ -108,6 +108,17 @@ export function probeU8S8Saturation(ort: Ort): Promise<boolean | null> {
   return u8s8;
 }
 
+/**
+ * Threads and the checked positive count, and the session options every driftlab session uses:
+ * `threads` intra-op threads (default: every core), one inter-op thread, sequential execution,
+ * every graph optimisation, warnings off; `extra` adds to them (providers, session config).
+ */
+export function cpuSessionOptions(threads: number | undefined, extra: Record<string, unknown> = {}): { threads: number; options: Record<string, unknown> } {
+  const n = threads ?? os.availableParallelism();
+  if (!Number.isInteger(n) || n < 1) throw new DriftlabError(`--threads must be a positive integer, got ${n}`);
+  return { threads: n, options: { intraOpNumThreads: n, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3, ...extra } };
+}
+
 export interface OnnxUNetOptions {
   /** intra-op threads (default: all cores) */
   threads?: number;
@@ -153,16 +164,12 @@ export class OnnxUNet {
       throw new DriftlabError(`${what} has inputs [${names}] and outputs [${proto.graph.outputs.map((o) => o.name)}]; expected [${want}] -> out`);
     }
     const quant = quantization(proto.metadata['driftlab.quantization']);
-    const threads = opts.threads ?? os.availableParallelism();
-    if (!Number.isInteger(threads) || threads < 1) throw new DriftlabError(`--threads must be a positive integer, got ${threads}`);
+    // int8 weights that feed float Convs: let constant folding dequantize them once at load
+    // (onnxruntime keeps DequantizeLinear otherwise, and its fast NCHWc Conv needs constant weights)
+    const { threads, options } = cpuSessionOptions(opts.threads, quant?.conv === 'weight-only' ? { extra: { session: { disable_quant_qdq: '1' } } } : {});
     let session: Session;
     try {
-      session = await status.ort.InferenceSession.create(bytes, {
-        intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3,
-        // int8 weights that feed float Convs: let constant folding dequantize them once at load
-        // (onnxruntime keeps DequantizeLinear otherwise, and its fast NCHWc Conv needs constant weights)
-        ...(quant?.conv === 'weight-only' ? { extra: { session: { disable_quant_qdq: '1' } } } : {}),
-      });
+      session = await status.ort.InferenceSession.create(bytes, options as any);
     } catch (e) {
       throw new DriftlabError(`onnxruntime could not load ${what}: ${firstLine(e)}`);
     }

@@ -8,7 +8,6 @@
  * installed with its CUDA binaries (Linux x64; see README, "Training on onnxruntime").
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type { UNetConfig } from '../diffusion/config.js';
@@ -19,7 +18,7 @@ import { AdamWConfig, emaDecay } from '../diffusion/optim.js';
 import { Schedule, makeSchedule } from '../diffusion/schedule.js';
 import type { StepResult, StepSettings, TrainEngine, TrainEngineOptions, TrainState } from '../diffusion/train-engine.js';
 import { DriftlabError } from '../util/errors.js';
-import { loadOrt } from './onnx-engine.js';
+import { cpuSessionOptions, loadOrt } from './onnx-engine.js';
 import { STEP_SCALARS, buildTrainGraph } from './train-graph.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -75,14 +74,10 @@ async function openSession(bytes: Uint8Array, o: OnnxTrainOptions): Promise<{ or
   const status = await loadOrt();
   if (!status.ort) throw new DriftlabError(`${status.error}; --engine onnx needs it (npm install onnxruntime-node), or use --engine tfjs`);
   const device = checkDevice(o);
-  const threads = o.threads ?? os.availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1) throw new DriftlabError(`--threads must be a positive integer, got ${threads}`);
+  const { threads, options } = cpuSessionOptions(o.threads, { executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'] });
   let session: Session;
   try {
-    session = await status.ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3,
-      executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-    });
+    session = await status.ort.InferenceSession.create(bytes, options as any);
   } catch (e) {
     throw new DriftlabError(`onnxruntime could not load the training graph${device === 'cuda' ? ' on cuda' : ''}: ${String((e as Error)?.message ?? e).split('\n')[0].slice(0, 200)}`);
   }
