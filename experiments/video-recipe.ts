@@ -118,13 +118,13 @@ export async function videoRecipe(o: VideoRecipeOptions): Promise<{ dir: string;
     });
   });
   // the trivial baselines and the truth: from the first arm's study (same seed, data and K for every arm)
-  const s0 = results[0].r.study, blank = { steps: '-', 'train min': '-', 'final loss': '-', 'ctx other/true t=100': '-', 'ctx other/true t=500': '-', 'ctx other/true t=900': '-' };
+  const s0 = results[0].r.study, noModel = { steps: '-', 'train min': '-', 'final loss': '-', 'ctx other/true t=100': '-', 'ctx other/true t=500': '-', 'ctx other/true t=900': '-' };
   const sameK = results.every(({ r }) => r.study.K === s0.K);
   for (const b of ['copy-last', 'blank']) {
     const pf = s0.metrics.perFrame.get(b);
-    if (pf && sameK) rows.push(trajRow(`${b} (baseline)`, pf.traj, s0.K, blank));
+    if (pf && sameK) rows.push(trajRow(`${b} (baseline)`, pf.traj, s0.K, noModel));
   }
-  if (s0.metrics.trajFloor && sameK) rows.push(trajRow('real (truth)', s0.metrics.trajFloor, s0.K, blank));
+  if (s0.metrics.trajFloor && sameK) rows.push(trajRow('real (truth)', s0.metrics.trajFloor, s0.K, noModel));
   const budget = o.minutes ? `${o.minutes} minutes of training per arm (at most ${o.trainSteps} steps)` : `${o.trainSteps} training steps per arm`;
   const head = `video-recipe: base preset ${o.preset}, ${budget}, ${o.workers} worker(s), seed ${o.seed}. Context use: x0 MSE with another clip's context / with the true one, ${o.windows ?? 16} held-out windows. Drift: corrector none, ${N} rollouts x ${H} frames, DDIM ${o.steps} steps per frame; means over rollouts.\n\n`;
   await run.write('table.md', head + markdownTable(rows));

@@ -151,10 +151,9 @@ const videoRecipe: CommandModule<any, any> = {
     .option('windows', { type: 'number', default: 16, describe: 'held-out windows of the context-use check' }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
-    const { videoRecipe: run } = await import('../../experiments/video-recipe.js');
+    const { videoRecipe: run, recipeArm } = await import('../../experiments/video-recipe.js');
     if (!(a.minutes >= 0)) throw new DriftlabError(`--minutes must be >= 0, got ${a.minutes}`);
     const arms = String(a.arms).split(',').map((s) => s.trim()).filter(Boolean);
-    const { recipeArm } = await import('../../experiments/video-recipe.js');
     for (const arm of arms) recipeArm(arm); // every name checked before any arm trains
     const r = await run({ ...budget(a), minutes: a.minutes > 0 ? a.minutes : undefined, arms, windows: positiveInt('windows', a.windows) });
     process.stdout.write(fs.readFileSync(path.join(r.dir, 'table.md'), 'utf8') + `results: ${r.dir}\n`);
