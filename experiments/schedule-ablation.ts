@@ -14,6 +14,7 @@ import { loadClassifier, MNIST_FID_NAME } from '../src/eval/features/mnist-class
 import { evaluateCheckpoint, prepareReference } from '../src/eval/fid.js';
 import { writeChart } from '../src/plot/chart.js';
 import { EngineChoice } from '../src/engine/select.js';
+import type { TrainEngineChoice } from '../src/diffusion/train-engine.js';
 import { Progress } from '../src/util/progress.js';
 import { DriftlabError } from '../src/util/errors.js';
 import { makeRunDir, markdownTable } from './common.js';
@@ -30,6 +31,9 @@ export interface ScheduleAblationOptions {
   workers: number;
   backend: BackendName;
   engine: EngineChoice;
+  /** what trains each schedule (default auto: onnx where onnxruntime-node loads) */
+  trainEngine?: TrainEngineChoice;
+  trainThreads?: number;
   root: string;
   quiet?: boolean;
   log?: (line: string) => void;
@@ -61,7 +65,7 @@ export async function scheduleAblation(o: ScheduleAblationOptions) {
     p.train.steps = o.trainSteps;
     p.train.seed = o.seed;
     const before = training[kind]?.seconds ?? 0;
-    const r = await train({ preset: p, data, out: ckpts[kind], workers: o.workers, backend: o.backend, minutes: o.minutes, quiet: o.quiet, resume: true });
+    const r = await train({ preset: p, data, out: ckpts[kind], workers: o.workers, backend: o.backend, minutes: o.minutes, quiet: o.quiet, resume: true, engine: o.trainEngine ?? 'auto', threads: o.trainThreads });
     training[kind] = { steps: r.steps, seconds: before + r.seconds, lastLoss: r.lastLoss };
     await run.write('training.json', JSON.stringify(training, null, 2) + '\n');
     o.log?.(`${kind}: trained ${r.steps} steps in ${r.seconds.toFixed(0)} s`);

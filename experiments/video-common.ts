@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { backendInfo, type BackendName } from '../src/backend.js';
 import type { EngineChoice } from '../src/engine/select.js';
+import type { TrainEngineChoice } from '../src/diffusion/train-engine.js';
 import { runDriftStudy, type DriftStudyResult } from '../src/drift/study.js';
 import { statsAt } from '../src/drift/study-outputs.js';
 import type { Series } from '../src/plot/chart.js';
@@ -24,6 +25,10 @@ export interface VideoArm {
 
 export interface ArmBudget {
   preset: string;
+  /** what trains each arm (train-engine.ts; default auto: onnx where onnxruntime-node loads) */
+  trainEngine?: TrainEngineChoice;
+  /** onnx training engine: intra-op threads (default: all cores) */
+  trainThreads?: number;
   trainSteps: number;
   /** wall-time budget per arm in minutes (equal wall time); trainSteps is then only a cap */
   minutes?: number;
@@ -62,7 +67,10 @@ export interface ArmResult {
  */
 function armRecipe(preset: unknown, initImage: string | undefined, b: ArmBudget): string {
   const init = initImage ? createHash('sha256').update(fs.readFileSync(path.join(initImage, 'ema.safetensors'))).digest('hex') : null;
-  return JSON.stringify({ preset, initImage: init, workers: b.workers, backend: b.backend, running: backendInfo()?.line ?? null, ...(b.minutes ? { minutes: b.minutes } : {}) });
+  const engine = b.trainEngine ?? 'auto';
+  // tfjs arms keep their old recipe string, so arms trained before the engine choice are still found
+  const how = engine === 'tfjs' ? {} : { trainEngine: engine, trainThreads: b.trainThreads ?? null };
+  return JSON.stringify({ preset, initImage: init, workers: b.workers, backend: b.backend, running: backendInfo()?.line ?? null, ...how, ...(b.minutes ? { minutes: b.minutes } : {}) });
 }
 
 /** Written when an arm's training budget is spent: a time-budgeted arm must not train again on --resume. */
@@ -130,7 +138,10 @@ export async function trainArm(dir: string, arm: VideoArm, b: ArmBudget, correct
     b.log?.(`${arm.name}: training ${b.preset} for ${b.trainSteps} steps of ${preset.train.batchSize} clips (context noise ${preset.train.maxContextT}${arm.initImage ? `, spatial layers from ${arm.initImage}` : ', from scratch'})`);
     fs.mkdirSync(ckpt, { recursive: true });
     fs.writeFileSync(path.join(ckpt, 'recipe.json'), recipe);
-    const r = await trainVideo({ preset, initImage: arm.initImage, out: ckpt, workers: b.workers, backend: b.backend, quiet: b.quiet, resume: true, minutes: b.minutes });
+    const r = await trainVideo({
+      preset, initImage: arm.initImage, out: ckpt, workers: b.workers, backend: b.backend, quiet: b.quiet, resume: true, minutes: b.minutes,
+      engine: b.trainEngine ?? 'auto', threads: b.trainThreads,
+    });
     t = r;
     if (b.minutes) {
       // a kill mid-budget resumes with a fresh budget; the folder records what was spent in the end

@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { TRAIN_ENGINES, type TrainEngineChoice } from '../diffusion/train-engine.js';
 import * as path from 'node:path';
 import { initBackend, BackendName } from '../backend.js';
 import { DriftlabError } from '../util/errors.js';
@@ -44,8 +45,10 @@ const schedule: CommandModule<any, any> = {
     .option('step-counts', { type: 'string', default: '10,25,50,100,250,1000' })
     .option('n', { type: 'number', default: 1000 })
     .option('guidance', { type: 'number', default: 2 })
-    .option('workers', { type: 'number', default: os.availableParallelism() })
-    .option('engine', { choices: ['auto', 'tfjs', 'onnx'], default: 'auto' })
+    .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'tfjs training: data-parallel worker threads' })
+    .option('train-engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what trains each schedule: onnx, tfjs, or auto (onnx where onnxruntime-node loads)' })
+    .option('train-threads', { type: 'number', describe: 'onnx training: intra-op threads (default: all cores)' })
+    .option('engine', { choices: ['auto', 'tfjs', 'onnx'], default: 'auto', describe: 'what samples for FID' })
     .option('root', { type: 'string', default: 'results' })
     .option('resume', { type: 'string', describe: 'continue an earlier run folder results/schedule-ablation/<run-id>/ (finished training and FID rows are reused)' }),
   handler: async (a) => {
@@ -55,6 +58,7 @@ const schedule: CommandModule<any, any> = {
       preset: a.preset, trainSteps: positiveInt('train-steps', a.trainSteps), minutes: a.minutes, stepCounts: list(a.stepCounts),
       n: positiveInt('n', a.n), guidance: a.guidance, seed: a.seed, workers: positiveInt('workers', a.workers), backend: a.backend, engine: a.engine, root: a.root, log,
       resume: a.resume as string | undefined,
+      trainEngine: a.trainEngine as TrainEngineChoice, trainThreads: a.trainThreads === undefined ? undefined : positiveInt('train-threads', a.trainThreads),
     });
     process.stdout.write(`results: ${r.dir}\n`);
   },
@@ -74,7 +78,9 @@ const trainOptions = (y: any) => driftOptions(y)
   .option('preset', { type: 'string', default: 'mmnist-small', describe: 'video preset of every arm' })
   .option('train-steps', { type: 'number', default: 1000, describe: 'training steps per arm (equal compute)' })
   .option('batch-size', { type: 'number', describe: 'clips per step (default: the preset\'s)' })
-  .option('workers', { type: 'number', default: os.availableParallelism() })
+  .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'tfjs training: data-parallel worker threads' })
+  .option('train-engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what trains each arm: onnx (one onnxruntime training graph), tfjs, or auto (onnx where onnxruntime-node loads)' })
+  .option('train-threads', { type: 'number', describe: 'onnx training: intra-op threads (default: all cores)' })
   .option('resume', { type: 'string', describe: 'continue an earlier run folder results/<name>/<run-id>/ (trained models and rollouts are reused)' });
 
 const budget = (a: any) => ({
@@ -82,6 +88,7 @@ const budget = (a: any) => ({
   workers: positiveInt('workers', a.workers), backend: a.backend, seed: a.seed, horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts),
   steps: positiveInt('steps', a.steps), engine: a.engine, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), root: a.root, log,
   resume: a.resume as string | undefined,
+  trainEngine: a.trainEngine as TrainEngineChoice, trainThreads: a.trainThreads === undefined ? undefined : positiveInt('train-threads', a.trainThreads),
 });
 
 const driftVsHorizon: CommandModule<any, any> = {
