@@ -16,7 +16,7 @@ import { throwsDriftlab } from '../helpers/common.js';
 const dir = tempDir('driftlab-vexp-');
 const tiny = tinyVideoPipeline(dir);
 const small = { horizon: 4, rollouts: 2, steps: 2, seed: 5, engine: 'tfjs' as const, refFrames: 32, refClips: 8, videoFrames: 8, quiet: true };
-const budget = { ...small, preset: 'mmnist-tiny', trainSteps: 2, batchSize: 2, workers: 1, backend: 'wasm' as const, root: path.join(dir, 'results') };
+const budget = { ...small, preset: 'mmnist-tiny', trainSteps: 2, batchSize: 2, workers: 1, backend: 'wasm' as const, trainEngine: 'tfjs' as const, root: path.join(dir, 'results') };
 
 function checkRun(d: string, files: string[]) {
   const meta = JSON.parse(fs.readFileSync(path.join(d, 'meta.json'), 'utf8'));
@@ -119,6 +119,19 @@ test('video-recipe: a table of context use, trajectory error and tracking horizo
   const again = await videoRecipe({ ...budget, arms: ['attn-eps', 'concat-v-drop'], minutes: 0.01, trainSteps: 1000, windows: 2, horizon: 4, resume: r.dir });
   assert.is(fs.readFileSync(log, 'utf8'), before, 'the spent budget is not trained again on --resume');
   assert.equal(again.rows, r.rows);
+});
+
+test('video-recipe --train-engine onnx: the arm trains on onnxruntime, says so in its recipe, and is never taken for the tfjs arm of the same name', async () => {
+  const tfjsArm = path.join(dir, 'results', 'video-recipe');
+  assert.ok(fs.existsSync(tfjsArm), 'the tfjs run above exists under the same root');
+  const r = await videoRecipe({ ...budget, trainEngine: 'onnx', trainThreads: 1, arms: ['concat-v-drop'], minutes: 0.01, trainSteps: 1000, windows: 2, horizon: 4 });
+  const arm = path.join(r.dir, 'models', 'concat-v-drop');
+  assert.not.ok(fs.existsSync(path.join(arm, 'reused-from.txt')), 'not reused from the tfjs arm');
+  const recipe = JSON.parse(fs.readFileSync(path.join(arm, 'recipe.json'), 'utf8'));
+  assert.is(recipe.trainEngine, 'onnx');
+  assert.is(recipe.trainThreads, 1);
+  const steps = fs.readFileSync(path.join(arm, 'train-log.jsonl'), 'utf8').trim().split('\n').length;
+  assert.ok(steps >= 1, 'trained');
 });
 
 test.run();
