@@ -60,6 +60,11 @@ export class OnnxGraphBuilder implements Ops<GVal> {
   readonly initializers: TensorProto[] = [];
   readonly inputs: ValueInfoProto[] = [];
   readonly outputs: ValueInfoProto[] = [];
+  /**
+   * Prefix of the node names emitted now ('' = none): training graphs name the part of the step
+   * a node belongs to (fwd/, bwd/, opt/, bwd/dw/...) so that profiles can attribute time to it.
+   */
+  scope = '';
   private n = 0;
   private uid = 0;
   private scalars = new Map<number, GVal>();
@@ -86,6 +91,13 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     this.outputs.push({ name, elemType: DataType.FLOAT, dims: v.shape.map((d) => (d < 0 ? 'batch' : d)) });
   }
 
+  /** fn() with node names prefixed by scope/ (nested under the current scope) */
+  within<R>(scope: string, fn: () => R): R {
+    const prev = this.scope;
+    this.scope = prev ? `${prev}/${scope}` : scope;
+    try { return fn(); } finally { this.scope = prev; }
+  }
+
   graph(name: string): GraphProto {
     return { name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs };
   }
@@ -100,7 +112,7 @@ export class OnnxGraphBuilder implements Ops<GVal> {
   protected node(op: string, inputs: string[], attrs: AttributeProto[] = [], out?: string): string {
     const o = out ?? this.fresh(`${op.toLowerCase()}${this.n}`);
     if (out) this.names.add(out);
-    this.nodes.push({ name: `${op}_${this.n++}`, opType: op, domain: '', inputs, outputs: [o], attributes: attrs });
+    this.nodes.push({ name: `${this.scope ? `${this.scope}/` : ''}${op}_${this.n++}`, opType: op, domain: '', inputs, outputs: [o], attributes: attrs });
     return o;
   }
 

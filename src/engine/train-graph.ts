@@ -64,11 +64,12 @@ export function buildTrainGraph(config: UNetConfig, o: TrainGraphOptions): Train
   const labels = config.numClasses > 0 ? tape.leaf(g.input('labels', [N], 'int64'), false) : undefined;
   const target = tape.leaf(g.input('target', [N, S, S, config.outChannels]), false);
   const w = tape.leaf(g.input('w', [N]), false);
-  const loss = weightedMse(tape, modelApply(tape, P, config, x, t, labels, o.frames), target, w);
-  const grads = tape.gradients(loss, specs.map((s) => P.get(s.name)!));
+  const out = g.within('fwd', () => modelApply(tape, P, config, x, t, labels, o.frames));
+  const loss = g.within('loss', () => weightedMse(tape, out, target, w));
+  const grads = g.within('bwd', () => tape.gradients(loss, specs.map((s) => P.get(s.name)!)));
   g.output(loss.v, 'loss');
   if (!o.adam) specs.forEach((s, i) => g.output(grads[i], `g:${s.name}`));
-  else adamInGraph(g, specs.map((s, k) => ({ name: s.name, shape: s.shape, p: P.get(s.name)!.v, g: grads[k] })), o.adam);
+  else g.within('opt', () => adamInGraph(g, specs.map((s, k) => ({ name: s.name, shape: s.shape, p: P.get(s.name)!.v, g: grads[k] })), o.adam!));
   const bytes = encodeModel({
     irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }],
     producerName: 'driftlab', producerVersion: '', docString: `driftlab training ${o.adam ? 'step' : 'gradient'} graph, ${N} rows`,
