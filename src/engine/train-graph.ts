@@ -22,7 +22,7 @@ import type { Ops } from './ops.js';
 import { ONNX_IR_VERSION, ONNX_OPSET } from './export.js';
 import { encodeModel } from './onnx-proto.js';
 import type { GVal } from './onnx-ops.js';
-import { OnnxTrainBuilder } from './onnx-train-ops.js';
+import { ConvGradPolicy, OnnxTrainBuilder } from './onnx-train-ops.js';
 import { Tape, Var } from './tape.js';
 
 export const STEP_SCALARS = ['max_norm', 'decay', 'step_size', 'sqrt_bc2', 'ema_d', 'ema_c'] as const;
@@ -42,6 +42,8 @@ export interface TrainGraphOptions {
   frames?: number;
   /** include clipping, AdamW and EMA (else the graph outputs the gradients) */
   adam?: AdamWConfig;
+  /** conv gradient formulations (default: the measured choice, onnx-train-ops.ts defaultConvGrad) */
+  convGrad?: ConvGradPolicy;
 }
 
 export interface TrainGraph {
@@ -55,6 +57,7 @@ export interface TrainGraph {
 export function buildTrainGraph(config: UNetConfig, o: TrainGraphOptions): TrainGraph {
   const specs = modelParamSpecs(config);
   const g = new OnnxTrainBuilder();
+  if (o.convGrad) g.convGrad = o.convGrad;
   const tape = new Tape(g);
   const N = o.rows, S = config.sampleSize;
   const P = new Map<string, Var<GVal>>();
