@@ -21,6 +21,8 @@ export interface GradOps<T> extends Ops<T> {
   conv2dGradWeight(x: T, dy: T, wShape: number[], stride: number, pad: number): T;
   /** labels [B] int -> [B,depth] float one-hot */
   oneHot(labels: T, depth: number): T;
+  /** sum of each 2x2 spatial block: [B,2H,2W,C] -> [B,H,W,C] (the VJP of resizeNearest2x) */
+  sumPool2x2(x: T): T;
 }
 
 /** xs: the op's tensor inputs (undefined: an absent optional input); a: its non-tensor arguments. */
@@ -148,10 +150,7 @@ export const RULES = {
   } as Rule<number[]>,
   resizeNearest2x: {
     forward: (o, xs) => o.resizeNearest2x(X(xs, 0)),
-    vjp: (o, dy, xs) => { // each input pixel feeds a 2x2 block: sum the blocks
-      const [B, H, W, C] = o.shape(X(xs, 0));
-      return [o.sum(o.reshape(dy, [B, H, 2, W, 2, C]), [2, 4])];
-    },
+    vjp: (o, dy) => [o.sumPool2x2(dy)], // each input pixel feeds a 2x2 block: sum the blocks
   } as Rule<null>,
   embedding: {
     forward: (o, xs, batch) => o.embedding(X(xs, 0), xs[1], batch),
