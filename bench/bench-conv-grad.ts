@@ -3,7 +3,7 @@
  * conv of the reference network's training graph (batch 64 by default), and whole training steps
  * under two policies.
  *
- *   node dist/bench/bench-conv-grad.js [--batch 64] [--threads 1] [--rounds 7] [--reps 2]
+ *   node dist/bench/bench-conv-grad.js [--batch 64] [--threads 1] [--rounds 7] [--reps 2] [--kind dx|dw]
  *   node dist/bench/bench-conv-grad.js --whole [--rounds 7]     # whole train step: today's policy vs the default
  *
  * Per case, one small graph per applicable formulation (inputs laid out as the training graph has
@@ -69,7 +69,8 @@ async function perCase() {
   console.log(`conv gradients of the reference network's training graph, batch ${B}, ${threads} intra-op thread(s), onnxruntime-node ${status.version}; ${rounds} rounds x ${reps} runs interleaved, medians; ratio = formulation / first (lower is faster)`);
   console.log('\n| grad | x [B,H,W,Cin] | w [KH,KW,Cin,Cout] | stride | x in graph | formulation | wall ms | cpu ms | cpu ratio | wall ratio | max rel diff |\n|---|---|---|---|---|---|---|---|---|---|---|');
   const rng = new Rng(3);
-  for (const { c, n } of [...seen.values()].sort((a, b) => (a.c.kind < b.c.kind ? -1 : a.c.kind > b.c.kind ? 1 : 0))) {
+  const kind = opt('kind', ''); // dx | dw: only those
+  for (const { c, n } of [...seen.values()].filter((e) => !kind || e.c.kind === kind).sort((a, b) => (a.c.kind < b.c.kind ? -1 : a.c.kind > b.c.kind ? 1 : 0))) {
     const forms = (c.kind === 'dx' ? DX_FORMULATIONS : DW_FORMULATIONS).filter((f) => convGradApplies(f, c));
     const nchw = (s: number[]) => [s[0], s[3], s[1], s[2]];
     const data = {

@@ -97,7 +97,7 @@ for (const e of nodes) {
   const nd = byNode.get(name) ?? { ms: 0, op, shapes: shapes(e) };
   nd.ms += ms;
   byNode.set(name, nd);
-  const phase = name.includes('/') ? name.split('/')[0] : '(fused or unlabelled)';
+  const phase = name.includes('/') ? name.split('/').slice(0, -1).join('/') : '(fused or unlabelled)'; // e.g. bwd/conv_dw_im2col-nchw
   byPhase.set(phase, (byPhase.get(phase) ?? 0) + ms);
 }
 const total = [...byType.values()].reduce((a, t) => a + t.ms, 0);

@@ -7,7 +7,8 @@
  *   conv2dGradInput  ConvTranspose with the forward's OIHW weight, or (stride 1) a Conv on the
  *                    transposed, flipped weights
  *   conv2dGradWeight Conv with batch and channel axes swapped, or im2col (Pad + KH*KW Slices +
- *                    Concat, NHWC or NCHW) and one GEMM / a batched MatMul
+ *                    Concat, NHWC or NCHW) and one GEMM / a batched MatMul, or one product per
+ *                    tap (the Slices without the Concat)
  *                    (which one per conv: defaultConvGrad below, measured)
  *   oneHot           OneHot
  *
@@ -25,7 +26,7 @@ const NCHW = [0, 3, 1, 2];
 /** one conv gradient to emit: shapes are logical (NHWC, weights [KH,KW,Cin,Cout]) */
 export interface ConvCase { kind: 'dx' | 'dw'; xShape: number[]; wShape: number[]; dyShape: number[]; stride: number; pad: number }
 export const DX_FORMULATIONS = ['conv-transpose', 'flipped-conv'] as const;
-export const DW_FORMULATIONS = ['swapped-conv', 'im2col-nhwc', 'im2col-nchw'] as const;
+export const DW_FORMULATIONS = ['swapped-conv', 'im2col-nhwc', 'im2col-nchw', 'taps-nchw', 'taps-cbhw'] as const;
 export type DxFormulation = (typeof DX_FORMULATIONS)[number];
 export type DwFormulation = (typeof DW_FORMULATIONS)[number];
 export type ConvGradPolicy = (c: ConvCase) => DxFormulation | DwFormulation;
@@ -42,12 +43,12 @@ export const todaysConvGrad: ConvGradPolicy = (c) => (c.kind === 'dx' ? 'conv-tr
 /**
  * The fastest formulation per conv, from `node dist/bench/bench-conv-grad.js` on every conv of
  * the reference network at batch 64, 1 intra-op thread (docs/BENCHMARKS.md, "Conv gradient
- * formulations"; CPU-time ratios to today's in two sittings on a shared 2-core Xeon):
+ * formulations"; CPU-time ratios to today's, over three sittings on a shared 2-core Xeon):
  *   dw 1x1                          im2col-nchw (no im2col: one batched MatMul)  0.06-0.34
- *   dw Cout < 8 (conv_out, 32->1)   swapped-conv (im2col 1.15-1.67: a matrix-vector product)
- *   dw Ho*Wo < 196 (7x7, s2 14->7)  im2col-nhwc                                  0.74-0.90
- *   dw 3x3 stride 1 (14x14, 28x28)  im2col-nchw                                  0.48-0.90
- *   dw 3x3 stride 2 28->14          swapped-conv (im2col 1.05-1.45)
+ *   dw Cin = 1 (conv_in)            im2col-nchw                                  0.58-0.61
+ *   dw 3x3 stride 1                 taps-cbhw                                    0.53-0.76
+ *   dw stride 2 to Ho*Wo < 196      im2col-nhwc (14x14 -> 7x7)                   0.78-0.92
+ *   dw stride 2 otherwise           swapped-conv (28 -> 14: the others 0.91-1.45)
  *   dx stride 1, 1x1 or Cout <= Cin flipped-conv                                 0.24-0.98
  *   dx otherwise (stride 2; 32->64) conv-transpose (flipped 1.13-1.22 for 32->64 at 14x14)
  */
@@ -55,10 +56,9 @@ export const defaultConvGrad: ConvGradPolicy = (c) => {
   const [kh, kw, cin, cout] = c.wShape;
   const pointwise = kh === 1 && kw === 1 && c.stride === 1;
   if (c.kind === 'dx') return convGradApplies('flipped-conv', c) && (pointwise || cout <= cin) ? 'flipped-conv' : 'conv-transpose';
-  if (pointwise) return 'im2col-nchw';
-  if (cout < 8) return 'swapped-conv';
-  if (c.dyShape[1] * c.dyShape[2] < 196) return 'im2col-nhwc';
-  return c.stride === 1 ? 'im2col-nchw' : 'swapped-conv';
+  if (pointwise || cin === 1) return 'im2col-nchw';
+  if (c.stride === 1) return 'taps-cbhw';
+  return c.dyShape[1] * c.dyShape[2] < 196 ? 'im2col-nhwc' : 'swapped-conv';
 };
 
 export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> {
@@ -90,7 +90,15 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
   conv2dGradWeight(x: GVal, dy: GVal, wShape: number[], stride: number, pad: number): GVal {
     const c: ConvCase = { kind: 'dw', xShape: x.shape, wShape, dyShape: dy.shape, stride, pad };
     const f = this.convGrad(c) as DwFormulation;
-    return this.within(`conv_dw_${f}`, () => (f === 'im2col-nhwc' ? this.dwIm2colNhwc(x, dy, c) : f === 'im2col-nchw' ? this.dwIm2colNchw(x, dy, c) : this.dwSwappedConv(x, dy, c)));
+    return this.within(`conv_dw_${f}`, () => {
+      switch (f) {
+        case 'im2col-nhwc': return this.dwIm2colNhwc(x, dy, c);
+        case 'im2col-nchw': return this.dwIm2colNchw(x, dy, c);
+        case 'taps-nchw': return this.dwTaps(x, dy, c, NCHW);
+        case 'taps-cbhw': return this.dwTaps(x, dy, c, [3, 0, 1, 2]);
+        default: return this.dwSwappedConv(x, dy, c);
+      }
+    });
   }
 
   /** ConvTranspose with the forward's OIHW weight; output_padding recovers the input size */
@@ -144,22 +152,48 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
    * The KH*KW shifted (and strided) windows of zero-padded x along spatial axes hw of layout
    * `perm`, concatenated along its channel axis (tap-major: (kh*KW + kw)*Cin + ci).
    */
-  private im2col(x: GVal, perm: number[], { wShape, dyShape, stride, pad }: ConvCase): string {
+  private im2col(x: GVal, perm: number[], c: ConvCase): string {
+    const taps = this.taps(x, perm, c);
+    return taps.length > 1 ? this.node('Concat', taps, [int('axis', perm.indexOf(3))]) : taps[0];
+  }
+
+  /** the KH*KW windows of zero-padded x (layout perm) that im2col concatenates, in tap order */
+  private taps(x: GVal, perm: number[], { wShape, dyShape, stride, pad }: ConvCase): string[] {
     const [kh, kw] = wShape;
     const [, Ho, Wo] = dyShape;
-    const [hAx, wAx, cAx] = [perm.indexOf(1), perm.indexOf(2), perm.indexOf(3)];
+    const [hAx, wAx] = [perm.indexOf(1), perm.indexOf(2)];
     let xp = this.as(x, perm);
     if (pad > 0) {
       const pads = new Array(8).fill(0);
       for (const a of [hAx, wAx]) { pads[a] = pad; pads[4 + a] = pad; }
       xp = this.node('Pad', [xp, this.i64(pads)], [{ name: 'mode', type: AttrType.STRING, s: 'constant' }]);
     }
-    if (kh === 1 && kw === 1 && stride === 1) return xp;
+    if (kh === 1 && kw === 1 && stride === 1) return [xp];
     const taps: string[] = [];
     for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
       taps.push(this.node('Slice', [xp, this.i64([i, j]), this.i64([i + stride * (Ho - 1) + 1, j + stride * (Wo - 1) + 1]), this.i64([hAx, wAx]), this.i64([stride, stride])]));
     }
-    return taps.length > 1 ? this.node('Concat', taps, [int('axis', cAx)]) : taps[0];
+    return taps;
+  }
+
+  /**
+   * One product per tap, no im2col matrix: each window of padded x times dy, the [Cin,Cout]
+   * results concatenated in tap order. NCHW: batched MatMuls [B,Cin,HoWo] x [B,HoWo,Cout] and a
+   * sum over the batch; CBHW (x and dy transposed once): one GEMM per tap with K = B*Ho*Wo.
+   */
+  private dwTaps(x: GVal, dy: GVal, c: ConvCase, perm: number[]): GVal {
+    const [, , cin, cout] = c.wShape;
+    const [B, Ho, Wo] = c.dyShape;
+    const cbhw = perm[0] === 3;
+    const d = cbhw
+      ? this.node('Reshape', [this.as(dy, perm), this.i64([cout, B * Ho * Wo])])
+      : this.node('Transpose', [this.node('Reshape', [this.as(dy, perm), this.i64([B, cout, Ho * Wo])])], [ints('perm', [0, 2, 1])]);
+    const parts = this.taps(x, perm, c).map((t) => cbhw
+      ? this.node('Gemm', [this.node('Reshape', [t, this.i64([cin, B * Ho * Wo])]), d], [int('transB', 1)])
+      : this.node('MatMul', [this.node('Reshape', [t, this.i64([B, cin, Ho * Wo])]), d]));
+    const all = parts.length > 1 ? this.node('Concat', parts, [int('axis', cbhw ? 0 : 1)]) : parts[0];
+    const y = cbhw ? all : this.node('ReduceSum', [all, this.i64([0])], [int('keepdims', 0)]);
+    return this.val(this.node('Reshape', [y, this.i64(c.wShape)]), c.wShape, [0, 1, 2, 3]);
   }
 
   /**

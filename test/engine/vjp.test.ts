@@ -96,7 +96,7 @@ test('conv2d 3x3 stride 2 pad 1, even and odd sizes (output_padding, weight-grad
   await checkOp([X([2, 6, 6, 2]), X([3, 3, 2, 3]), X([3])], (o, [x, w, b]) => o.conv2d(x, w, b, 2, 1));
   await checkOp([X([1, 7, 7, 2]), X([3, 3, 2, 3]), X([3])], (o, [x, w, b]) => o.conv2d(x, w, b, 2, 1));
 });
-test('every conv gradient formulation (dx: ConvTranspose, flipped Conv; dw: swapped Conv, im2col NHWC / NCHW + GEMM): stride 1 and 2, odd and even sizes, 1x1', async () => {
+test('every conv gradient formulation (dx: ConvTranspose, flipped Conv; dw: swapped Conv, im2col NHWC / NCHW + GEMM, per-tap products NCHW / CBHW): stride 1 and 2, odd and even sizes, 1x1', async () => {
   const cases: { x: number[]; w: number[]; stride: number; pad: number }[] = [
     { x: [2, 5, 5, 3], w: [3, 3, 3, 4], stride: 1, pad: 1 },
     { x: [2, 5, 7, 1], w: [3, 3, 1, 2], stride: 1, pad: 1 }, // non-square, one input channel
@@ -114,7 +114,7 @@ test('every conv gradient formulation (dx: ConvTranspose, flipped Conv; dw: swap
       checked++;
     }
   }
-  assert.is(checked, 3 * (2 * 3) + 2 * 3, 'flipped-conv runs on the stride-1 cases only');
+  assert.is(checked, (3 * 2 + 2) * DW_FORMULATIONS.length, 'flipped-conv runs on the stride-1 cases only');
 });
 test('conv2d 1x1 pad 0', async () => {
   await checkOp([X([2, 4, 4, 3]), X([1, 1, 3, 2]), X([2])], (o, [x, w, b]) => o.conv2d(x, w, b, 1, 0));
