@@ -173,7 +173,12 @@ test('embedding (gather): gradient scatters into the table rows; repeated labels
   await checkOp([X([5, 3]), X([6], { labels: 5 })], (o, [t, l]) => o.embedding(t, l, 6), 4);
 });
 test('composites: GroupNorm and SiLU from diffusion/layers.ts', async () => {
+  // the tape records GroupNorm as one op with a closed-form VJP; the reference composes it
   await checkOp([X([2, 3, 3, 4]), X([4]), X([4])], (o, [x, w, b]) => layers.groupNorm(new Map([['n.weight', w], ['n.bias', b]]), 'n', x, 2, 1e-5, o));
+  await checkOp([X([3, 5, 3, 6]), X([6]), X([6])], (o, [x, w, b]) => layers.groupNorm(new Map([['n.weight', w], ['n.bias', b]]), 'n', x, 3, 1e-5, o), 5);
+  // after a conv (NCHW layout), followed by SiLU, as in a ResBlock
+  await checkOp([X([2, 5, 5, 3]), X([3, 3, 3, 4]), X([4]), X([4]), X([4])], (o, [x, k, kb, w, b]) =>
+    layers.silu(layers.groupNorm(new Map([['n.weight', w], ['n.bias', b]]), 'n', o.conv2d(x, k, kb, 1, 1), 2, 1e-5, o), o), 6);
   await checkOp([X([2, 3])], (o, [x]) => layers.silu(x, o));
 });
 
