@@ -97,7 +97,11 @@ for (const e of nodes) {
   const nd = byNode.get(name) ?? { ms: 0, op, shapes: shapes(e) };
   nd.ms += ms;
   byNode.set(name, nd);
-  const phase = name.includes('/') ? name.split('/').slice(0, -1).join('/') : '(fused or unlabelled)'; // e.g. bwd/conv_dw_im2col-nchw
+  // driftlab's scopes (train-graph.ts, onnx-train-ops.ts): fwd, loss, bwd, opt, bwd/conv_dw_<formulation>, ...
+  // (onnxruntime appends its fusions' names after them)
+  const scopes = name.split('/').slice(0, -1);
+  const k = scopes.findIndex((p) => !/^(fwd|loss|bwd|opt|conv_d[xw]_[a-z0-9-]+)$/.test(p));
+  const phase = (k < 0 ? scopes : scopes.slice(0, k)).join('/') || '(unlabelled)';
   byPhase.set(phase, (byPhase.get(phase) ?? 0) + ms);
 }
 const total = [...byType.values()].reduce((a, t) => a + t.ms, 0);
