@@ -9,7 +9,8 @@
  * Both sessions run on the same feeds, interleaved A, B, A, B, ... (--rounds rounds of --reps runs
  * each, after one warm-up run each); medians of wall and process CPU time (user + system), and the
  * ratio B / A. The losses and the new parameters of both are compared (same function: same
- * loss; parameters to float rounding).
+ * loss; parameters to float rounding), and B's second run on the same feeds must repeat its
+ * first bit for bit.
  */
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -65,6 +66,10 @@ for (const s of specs) {
   for (let i = 0; i < a.length; i++) { d += (a[i] - b[i]) ** 2; n += (a[i] - pa[i]) ** 2; }
   worst = Math.max(worst, n > 0 ? Math.sqrt(d / n) : 0);
 }
+// determinism: B again on the same feeds must give the same bytes
+const again = await sessions[1].run(feeds);
+const sameBytes = specs.every((s) => { const [x, y] = [first[1][`new_p:${s.name}`].data as Float32Array, again[`new_p:${s.name}`].data as Float32Array]; return x.every((v, i) => Object.is(v, y[i])); })
+  && Object.is(first[1].loss.data[0], again.loss.data[0]);
 const wall = arms.map(() => [] as number[]), cpu = arms.map(() => [] as number[]);
 for (let r = 0; r < rounds; r++) {
   for (let i = 0; i < arms.length; i++) {
@@ -78,4 +83,5 @@ console.log(`whole onnx training step, reference network, batch ${B}, ${threads}
 console.log('| arm | graph nodes | session options | wall ms | cpu ms | cpu ratio | wall ratio | loss |\n|---|---|---|---|---|---|---|---|');
 arms.forEach((a, i) => console.log(`| ${a.name} | ${a.graph.nodes} | ${JSON.stringify(a.opts)} | ${median(wall[i]).toFixed(0)} | ${median(cpu[i]).toFixed(0)} | ${(median(cpu[i]) / median(cpu[0])).toFixed(2)} | ${(median(wall[i]) / median(wall[0])).toFixed(2)} | ${first[i].loss.data[0]} |`));
 console.log(`parameter update of B against A: worst relative difference (per tensor, L2, relative to the update) ${worst.toExponential(2)}`);
+console.log(`B run twice on the same feeds: ${sameBytes ? 'the same bytes (loss and every new parameter)' : 'DIFFERENT bytes'}`);
 for (const s of sessions) await s.release();

@@ -44,12 +44,13 @@ export const todaysConvGrad: ConvGradPolicy = (c) => (c.kind === 'dx' ? 'conv-tr
  * The fastest formulation per conv, from `node dist/bench/bench-conv-grad.js` on every conv of
  * the reference network at batch 64, 1 intra-op thread (docs/BENCHMARKS.md, "Conv gradient
  * formulations"; CPU-time ratios to today's, over three sittings on a shared 2-core Xeon):
- *   dw 1x1                          im2col-nchw (no im2col: one batched MatMul)  0.06-0.34
+ *   dw 1x1                          im2col-nchw (no im2col: one batched MatMul)  0.06-0.25
  *   dw Cin = 1 (conv_in)            im2col-nchw                                  0.58-0.61
- *   dw 3x3 stride 1                 taps-cbhw                                    0.53-0.76
+ *   dw 3x3 stride 1                 taps-cbhw (conv_out, Cout = 1: 0.67)         0.53-0.76
  *   dw stride 2 to Ho*Wo < 196      im2col-nhwc (14x14 -> 7x7)                   0.78-0.92
  *   dw stride 2 otherwise           swapped-conv (28 -> 14: the others 0.91-1.45)
  *   dx stride 1, 1x1 or Cout <= Cin flipped-conv                                 0.24-0.98
+ *                                   (32->32 at 28x28: 0.67 in one sitting, 1.14 in another)
  *   dx otherwise (stride 2; 32->64) conv-transpose (flipped 1.13-1.22 for 32->64 at 14x14)
  */
 export const defaultConvGrad: ConvGradPolicy = (c) => {
