@@ -54,15 +54,26 @@ export function conv<T>(P: Params<T>, name: string, x: NoInfer<T>, stride = 1, o
 export function groupNorm(P: ParamStore, name: string, x: tf.Tensor4D, groups: number, eps: number): tf.Tensor4D;
 export function groupNorm<T>(P: Params<T>, name: string, x: NoInfer<T>, groups: number, eps: number, o: Ops<T>): T;
 export function groupNorm<T>(P: Params<T>, name: string, x: NoInfer<T>, groups: number, eps: number, o: Ops<T> = TF): T {
+  const gamma = param(P, `${name}.weight`), beta = param(P, `${name}.bias`);
+  if (o.groupNorm) return o.groupNorm(x, gamma, beta, groups, eps);
+  return groupNormParts(o, x, gamma, beta, groups, eps).y;
+}
+
+/** [B,C] -> [B,1,C], each channel holding the mean of its group's channels */
+export function groupMean<T>(o: Ops<T>, perChannel: T, groups: number): T {
+  const C = o.shape(perChannel)[1], cg = C / groups;
+  return o.reshape(o.broadcastTo(o.mean(o.reshape(perChannel, [-1, groups, cg]), 2, true), [-1, groups, cg]), [-1, 1, C]);
+}
+
+/** groupNorm's computation, with the normalised x (xn [B,H,W,C]) and 1/std (rstd [B,1,C]) it goes through */
+export function groupNormParts<T>(o: Ops<T>, x: T, gamma: T, beta: T, groups: number, eps: number): { y: T; xn: T; rstd: T } {
   const [, H, W, C] = o.shape(x);
-  const cg = C / groups;
-  const groupMean = (perChannel: T) => // [B,C] -> [B,1,C], each channel holding its group's mean
-    o.reshape(o.broadcastTo(o.mean(o.reshape(perChannel, [-1, groups, cg]), 2, true), [-1, groups, cg]), [-1, 1, C]);
   const xr = o.reshape(x, [-1, H * W, C]);
-  const d = o.sub(xr, groupMean(o.mean(xr, 1)));
-  const variance = groupMean(o.mean(o.square(d), 1));
-  const xn = o.reshape(o.mul(d, o.rsqrt(o.add(variance, eps))), [-1, H, W, C]);
-  return o.add(o.mul(xn, param(P, `${name}.weight`)), param(P, `${name}.bias`));
+  const d = o.sub(xr, groupMean(o, o.mean(xr, 1), groups));
+  const variance = groupMean(o, o.mean(o.square(d), 1), groups);
+  const rstd = o.rsqrt(o.add(variance, eps));
+  const xn = o.reshape(o.mul(d, rstd), [-1, H, W, C]);
+  return { y: o.add(o.mul(xn, gamma), beta), xn, rstd };
 }
 
 export function silu(x: tf.Tensor): tf.Tensor;

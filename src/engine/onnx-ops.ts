@@ -27,6 +27,13 @@ export interface GVal {
   readonly dtype: 'float32' | 'int64';
   /** constants: logical row-major values, laid out when a node first uses them */
   readonly data?: Float32Array;
+  /**
+   * broadcastTo results: the value before the Expand (same rank, size-1 axes). Element-wise ops
+   * whose other operand already has the full shape read this instead and broadcast it themselves,
+   * so the Expand (and, unused, its node: graph() drops dead nodes) and a Transpose of the full
+   * tensor into the small value's layout are not computed.
+   */
+  readonly expandOf?: GVal;
 }
 
 export function unsupported(op: string, why: string): never {
@@ -60,6 +67,11 @@ export class OnnxGraphBuilder implements Ops<GVal> {
   readonly initializers: TensorProto[] = [];
   readonly inputs: ValueInfoProto[] = [];
   readonly outputs: ValueInfoProto[] = [];
+  /**
+   * Prefix of the node names emitted now ('' = none): training graphs name the part of the step
+   * a node belongs to (fwd/, bwd/, opt/, bwd/dw/...) so that profiles can attribute time to it.
+   */
+  scope = '';
   private n = 0;
   private uid = 0;
   private scalars = new Map<number, GVal>();
@@ -86,8 +98,25 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     this.outputs.push({ name, elemType: DataType.FLOAT, dims: v.shape.map((d) => (d < 0 ? 'batch' : d)) });
   }
 
+  /** fn() with node names prefixed by scope/ (nested under the current scope) */
+  within<R>(scope: string, fn: () => R): R {
+    const prev = this.scope;
+    this.scope = prev ? `${prev}/${scope}` : scope;
+    try { return fn(); } finally { this.scope = prev; }
+  }
+
+  /** The graph, without nodes whose outputs nothing reads (nor initializers only they read). */
   graph(name: string): GraphProto {
-    return { name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs };
+    const read = new Set(this.outputs.map((o) => o.name));
+    const live: NodeProto[] = [];
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const n = this.nodes[i];
+      if (!n.outputs.some((o) => read.has(o))) continue;
+      live.push(n);
+      for (const x of n.inputs) read.add(x);
+    }
+    live.reverse();
+    return { name, nodes: live, initializers: this.initializers.filter((t) => read.has(t.name)), inputs: this.inputs, outputs: this.outputs };
   }
 
   protected fresh(base: string): string {
@@ -100,7 +129,7 @@ export class OnnxGraphBuilder implements Ops<GVal> {
   protected node(op: string, inputs: string[], attrs: AttributeProto[] = [], out?: string): string {
     const o = out ?? this.fresh(`${op.toLowerCase()}${this.n}`);
     if (out) this.names.add(out);
-    this.nodes.push({ name: `${op}_${this.n++}`, opType: op, domain: '', inputs, outputs: [o], attributes: attrs });
+    this.nodes.push({ name: `${this.scope ? `${this.scope}/` : ''}${op}_${this.n++}`, opType: op, domain: '', inputs, outputs: [o], attributes: attrs });
     return o;
   }
 
@@ -190,7 +219,7 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     const shape = perm.map((a) => x.shape[a]);
     if (x.data) return { ...x, id: `${x.id}_${this.uid++}`, shape, data: permuteData(x.data, x.shape, perm), perm: iota(shape.length) };
     const inv = iota(perm.length).map((i) => perm.indexOf(i));
-    return { ...x, shape, perm: x.perm.map((a) => inv[a]) }; // no node: only the bookkeeping changes
+    return { ...x, shape, perm: x.perm.map((a) => inv[a]), expandOf: undefined }; // no node: only the bookkeeping changes
   }
 
   concat(xs: GVal[], axis: number): GVal {
@@ -226,7 +255,7 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     if (shape.length !== x.shape.length) unsupported('broadcastTo', `from rank ${x.shape.length} to rank ${shape.length}`);
     const target = shape.map((d, i) => (d === -1 ? x.shape[i] : d));
     const y = this.node('Expand', [this.as(x, x.perm), this.i64(x.perm.map((a) => (shape[a] === -1 ? 1 : shape[a])))]);
-    return this.val(y, target, x.perm);
+    return { ...this.val(y, target, x.perm), expandOf: x };
   }
 
   resizeNearest2x(x: GVal): GVal {
@@ -251,16 +280,22 @@ export class OnnxGraphBuilder implements Ops<GVal> {
   }
 
   /** element-wise op with numpy broadcasting; runs in the layout of the larger computed operand */
-  private binary(op: string, a: GVal, bIn: GVal | number): GVal {
-    const b = typeof bIn === 'number' ? this.scalar(bIn) : bIn;
+  private binary(op: string, aIn: GVal, bIn: GVal | number): GVal {
+    let a = aIn, b = typeof bIn === 'number' ? this.scalar(bIn) : bIn;
     const R = Math.max(a.shape.length, b.shape.length);
     const pad = (v: GVal) => [...Array(R - v.shape.length).fill(1), ...v.shape];
-    const [sa, sb] = [pad(a), pad(b)];
-    const shape = sa.map((d, i) => {
-      if (d === sb[i] || sb[i] === 1) return d;
-      if (d === 1) return sb[i];
-      return unsupported(op.toLowerCase(), `cannot broadcast [${a.shape}] with [${b.shape}]`);
-    });
+    const bcast = (p: GVal, q: GVal) => {
+      const [sp, sq] = [pad(p), pad(q)];
+      return sp.map((d, i) => {
+        if (d === sq[i] || sq[i] === 1) return d;
+        if (d === 1) return sq[i];
+        return unsupported(op.toLowerCase(), `cannot broadcast [${p.shape}] with [${q.shape}]`);
+      });
+    };
+    const shape = bcast(a, b);
+    // an operand that is only an Expand: broadcast its source instead, when the result stays the same
+    if (a.expandOf && same(bcast(a.expandOf, b), shape)) a = a.expandOf;
+    else if (b.expandOf && same(bcast(a, b.expandOf), shape)) b = b.expandOf;
     const lead = [a, b].filter((v) => !v.data && v.shape.length === R).sort((p, q) => est(q) - est(p))[0];
     const perm = lead ? lead.perm : iota(R);
     const operand = (v: GVal): string => {

@@ -4,11 +4,12 @@
  * permutation, Convs work NCHW):
  *
  *   sum              ReduceSum (axes as an input, opset 13+)
- *   conv2dGradInput  ConvTranspose with the forward's OIHW weight ([Cout,Cin,KH,KW] is exactly
- *                    ConvTranspose's [C_in, C_out, kH, kW]); output_padding recovers the input size
- *   conv2dGradWeight Conv with batch and channel axes swapped: x as [Cin,B,H,W] convolved with dy
- *                    as [Cout,B,Ho,Wo] (dilation = stride) gives [Cin,Cout,KH',KW']; a Slice keeps
- *                    the first KH x KW (KH' > KH for stride 2)
+ *   conv2dGradInput  ConvTranspose with the forward's OIHW weight, or (stride 1) a Conv on the
+ *                    transposed, flipped weights
+ *   conv2dGradWeight Conv with batch and channel axes swapped, or im2col (Pad + KH*KW Slices +
+ *                    Concat, NHWC or NCHW) and one GEMM / a batched MatMul, or one product per
+ *                    tap (the Slices without the Concat)
+ *                    (which one per conv: defaultConvGrad below, measured)
  *   oneHot           OneHot
  *
  * raw() emits any node on identity-layout operands (the optimizer in onnx-train.ts uses it).
@@ -21,6 +22,45 @@ const iota = (n: number) => [...Array(n).keys()];
 const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
 const int = (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i });
 const NCHW = [0, 3, 1, 2];
+
+/** one conv gradient to emit: shapes are logical (NHWC, weights [KH,KW,Cin,Cout]) */
+export interface ConvCase { kind: 'dx' | 'dw'; xShape: number[]; wShape: number[]; dyShape: number[]; stride: number; pad: number }
+export const DX_FORMULATIONS = ['conv-transpose', 'flipped-conv'] as const;
+export const DW_FORMULATIONS = ['swapped-conv', 'im2col-nhwc', 'im2col-nchw', 'taps-nchw', 'taps-cbhw'] as const;
+export type DxFormulation = (typeof DX_FORMULATIONS)[number];
+export type DwFormulation = (typeof DW_FORMULATIONS)[number];
+export type ConvGradPolicy = (c: ConvCase) => DxFormulation | DwFormulation;
+
+/** does formulation f apply to case c (flipped-conv: stride 1 only) */
+export function convGradApplies(f: DxFormulation | DwFormulation, c: ConvCase): boolean {
+  if (c.kind === 'dx') return f === 'conv-transpose' || (f === 'flipped-conv' && c.stride === 1 && c.pad <= c.wShape[0] - 1 && c.pad <= c.wShape[1] - 1);
+  return (DW_FORMULATIONS as readonly string[]).includes(f);
+}
+
+/** the formulations of the first training graph (before bench/bench-conv-grad.ts) */
+export const todaysConvGrad: ConvGradPolicy = (c) => (c.kind === 'dx' ? 'conv-transpose' : 'swapped-conv');
+
+/**
+ * The fastest formulation per conv, from `node dist/bench/bench-conv-grad.js` on every conv of
+ * the reference network at batch 64, 1 intra-op thread (docs/BENCHMARKS.md, "Conv gradient
+ * formulations"; CPU-time ratios to today's, over three sittings on a shared 2-core Xeon):
+ *   dw 1x1                          im2col-nchw (no im2col: one batched MatMul)  0.06-0.25
+ *   dw Cin = 1 (conv_in)            im2col-nchw                                  0.58-0.61
+ *   dw 3x3 stride 1                 taps-cbhw (conv_out, Cout = 1: 0.67)         0.53-0.76
+ *   dw stride 2 to Ho*Wo < 196      im2col-nhwc (14x14 -> 7x7)                   0.78-0.92
+ *   dw stride 2 otherwise           swapped-conv (28 -> 14: the others 0.91-1.45)
+ *   dx stride 1, 1x1 or Cout <= Cin flipped-conv                                 0.24-0.98
+ *                                   (32->32 at 28x28: 0.67 in one sitting, 1.14 in another)
+ *   dx otherwise (stride 2; 32->64) conv-transpose (flipped 1.13-1.22 for 32->64 at 14x14)
+ */
+export const defaultConvGrad: ConvGradPolicy = (c) => {
+  const [kh, kw, cin, cout] = c.wShape;
+  const pointwise = kh === 1 && kw === 1 && c.stride === 1;
+  if (c.kind === 'dx') return convGradApplies('flipped-conv', c) && (pointwise || cout <= cin) ? 'flipped-conv' : 'conv-transpose';
+  if (pointwise || cin === 1) return 'im2col-nchw';
+  if (c.stride === 1) return 'taps-cbhw';
+  return c.dyShape[1] * c.dyShape[2] < 196 ? 'im2col-nhwc' : 'swapped-conv';
+};
 
 export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> {
   /** Training graphs have one static batch size: inputs must have no symbolic dimension. */
@@ -36,7 +76,34 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
     return this.val(y, x.shape.filter((_, i) => !axes.includes(i)), x.perm.filter((a) => !axes.includes(a)).map(drop));
   }
 
+  /**
+   * Which formulation each conv gradient is emitted as (bench/bench-conv-grad.ts measures them on
+   * every conv of the reference network and sets a policy for one whole graph).
+   */
+  convGrad: ConvGradPolicy = defaultConvGrad;
+
   conv2dGradInput(dy: GVal, w: GVal, xShape: number[], stride: number, pad: number): GVal {
+    const c: ConvCase = { kind: 'dx', xShape, wShape: w.shape, dyShape: dy.shape, stride, pad };
+    const f = this.convGrad(c) as DxFormulation;
+    return this.within(`conv_dx_${f}`, () => (f === 'flipped-conv' ? this.dxFlippedConv(dy, w, c) : this.dxConvTranspose(dy, w, c)));
+  }
+
+  conv2dGradWeight(x: GVal, dy: GVal, wShape: number[], stride: number, pad: number): GVal {
+    const c: ConvCase = { kind: 'dw', xShape: x.shape, wShape, dyShape: dy.shape, stride, pad };
+    const f = this.convGrad(c) as DwFormulation;
+    return this.within(`conv_dw_${f}`, () => {
+      switch (f) {
+        case 'im2col-nhwc': return this.dwIm2colNhwc(x, dy, c);
+        case 'im2col-nchw': return this.dwIm2colNchw(x, dy, c);
+        case 'taps-nchw': return this.dwTaps(x, dy, c, NCHW);
+        case 'taps-cbhw': return this.dwTaps(x, dy, c, [3, 0, 1, 2]);
+        default: return this.dwSwappedConv(x, dy, c);
+      }
+    });
+  }
+
+  /** ConvTranspose with the forward's OIHW weight; output_padding recovers the input size */
+  private dxConvTranspose(dy: GVal, w: GVal, { xShape, stride, pad }: ConvCase): GVal {
     const [kh, kw] = w.shape;
     const [, Ho, Wo] = dy.shape;
     const extra = (n: number, o: number, k: number) => n - (stride * (o - 1) + k - 2 * pad);
@@ -48,7 +115,27 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
     return this.val(y, xShape, NCHW);
   }
 
-  conv2dGradWeight(x: GVal, dy: GVal, wShape: number[], stride: number, pad: number): GVal {
+  /**
+   * Stride 1 only: a plain Conv of dy with the weights transposed to [Cin,Cout,KH,KW] and flipped
+   * in both spatial axes (Slice with step -1), padding k-1-p: the correlation that ConvTranspose
+   * computes, run by the forward Conv kernel (im2col + GEMM) instead of GEMM + col2im.
+   */
+  private dxFlippedConv(dy: GVal, w: GVal, { xShape, stride, pad }: ConvCase): GVal {
+    const [kh, kw] = w.shape;
+    if (stride !== 1 || pad > kh - 1 || pad > kw - 1) unsupported('conv2dGradInput', `as a flipped conv with stride ${stride}, pad ${pad}, kernel ${kh}x${kw}`);
+    let wt = this.as(w, [2, 3, 0, 1]); // [Cin, Cout, KH, KW]
+    if (kh > 1 || kw > 1) wt = this.node('Slice', [wt, this.i64([kh - 1, kw - 1]), this.i64([-(kh + 1), -(kw + 1)]), this.i64([2, 3]), this.i64([-1, -1])]);
+    const [ph, pw] = [kh - 1 - pad, kw - 1 - pad];
+    const y = this.node('Conv', [this.as(dy, NCHW), wt], [ints('kernel_shape', [kh, kw]), ints('pads', [ph, pw, ph, pw]), ints('strides', [1, 1])]);
+    return this.val(y, xShape, NCHW);
+  }
+
+  /**
+   * Conv with batch and channel axes swapped: x as [Cin,B,H,W] convolved with dy as
+   * [Cout,B,Ho,Wo] (dilation = stride) gives [Cin,Cout,KH',KW']; a Slice keeps the first KH x KW
+   * (KH' > KH for stride 2). Its GEMMs have N = KH'*KW' (9) and run once per input channel.
+   */
+  private dwSwappedConv(x: GVal, dy: GVal, { wShape, stride, pad }: ConvCase): GVal {
     const [kh, kw] = wShape;
     const [, H, W] = x.shape;
     const [, Ho, Wo] = dy.shape;
@@ -62,11 +149,104 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
     return this.val(y, wShape, [2, 3, 0, 1]);
   }
 
+  /**
+   * The KH*KW shifted (and strided) windows of zero-padded x along spatial axes hw of layout
+   * `perm`, concatenated along its channel axis (tap-major: (kh*KW + kw)*Cin + ci).
+   */
+  private im2col(x: GVal, perm: number[], c: ConvCase): string {
+    const taps = this.taps(x, perm, c);
+    return taps.length > 1 ? this.node('Concat', taps, [int('axis', perm.indexOf(3))]) : taps[0];
+  }
+
+  /** the KH*KW windows of zero-padded x (layout perm) that im2col concatenates, in tap order */
+  private taps(x: GVal, perm: number[], { wShape, dyShape, stride, pad }: ConvCase): string[] {
+    const [kh, kw] = wShape;
+    const [, Ho, Wo] = dyShape;
+    const [hAx, wAx] = [perm.indexOf(1), perm.indexOf(2)];
+    let xp = this.as(x, perm);
+    if (pad > 0) {
+      const pads = new Array(8).fill(0);
+      for (const a of [hAx, wAx]) { pads[a] = pad; pads[4 + a] = pad; }
+      xp = this.node('Pad', [xp, this.i64(pads)], [{ name: 'mode', type: AttrType.STRING, s: 'constant' }]);
+    }
+    if (kh === 1 && kw === 1 && stride === 1) return [xp];
+    const taps: string[] = [];
+    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
+      taps.push(this.node('Slice', [xp, this.i64([i, j]), this.i64([i + stride * (Ho - 1) + 1, j + stride * (Wo - 1) + 1]), this.i64([hAx, wAx]), this.i64([stride, stride])]));
+    }
+    return taps;
+  }
+
+  /**
+   * One product per tap, no im2col matrix: each window of padded x times dy, the [Cin,Cout]
+   * results concatenated in tap order. NCHW: batched MatMuls [B,Cin,HoWo] x [B,HoWo,Cout] and a
+   * sum over the batch; CBHW (x and dy transposed once): one GEMM per tap with K = B*Ho*Wo.
+   */
+  private dwTaps(x: GVal, dy: GVal, c: ConvCase, perm: number[]): GVal {
+    const [, , cin, cout] = c.wShape;
+    const [B, Ho, Wo] = c.dyShape;
+    const cbhw = perm[0] === 3;
+    const d = cbhw
+      ? this.node('Reshape', [this.as(dy, perm), this.i64([cout, B * Ho * Wo])])
+      : this.node('Transpose', [this.node('Reshape', [this.as(dy, perm), this.i64([B, cout, Ho * Wo])])], [ints('perm', [0, 2, 1])]);
+    const parts = this.taps(x, perm, c).map((t) => cbhw
+      ? this.node('Gemm', [this.node('Reshape', [t, this.i64([cin, B * Ho * Wo])]), d], [int('transB', 1)])
+      : this.node('MatMul', [this.node('Reshape', [t, this.i64([B, cin, Ho * Wo])]), d]));
+    const all = parts.length > 1 ? this.node('Concat', parts, [int('axis', cbhw ? 0 : 1)]) : parts[0];
+    const y = cbhw ? all : this.node('ReduceSum', [all, this.i64([0])], [int('keepdims', 0)]);
+    return this.val(this.node('Reshape', [y, this.i64(c.wShape)]), c.wShape, [0, 1, 2, 3]);
+  }
+
+  /**
+   * im2col in NHWC (x and dy transposed there once) and one GEMM with K = B*Ho*Wo:
+   * cols [B*Ho*Wo, KH*KW*Cin]^T dy [B*Ho*Wo, Cout] = dw [KH*KW*Cin, Cout], the checkpoint layout.
+   */
+  private dwIm2colNhwc(x: GVal, dy: GVal, c: ConvCase): GVal {
+    const [kh, kw, cin, cout] = c.wShape;
+    const [B, Ho, Wo] = c.dyShape;
+    const NHWC = [0, 1, 2, 3];
+    const cols = this.node('Reshape', [this.im2col(x, NHWC, c), this.i64([B * Ho * Wo, kh * kw * cin])]);
+    const d = this.node('Reshape', [this.as(dy, NHWC), this.i64([B * Ho * Wo, cout])]);
+    const y = this.node('Gemm', [cols, d], [int('transA', 1)]);
+    return this.val(this.node('Reshape', [y, this.i64(c.wShape)]), c.wShape, NHWC);
+  }
+
+  /**
+   * im2col in NCHW (no transposes of the activations) and a batched MatMul with K = Ho*Wo, then
+   * a sum over the batch: cols [B, KH*KW*Cin, Ho*Wo] dy^T [B, Ho*Wo, Cout] -> [B, KH*KW*Cin, Cout].
+   */
+  private dwIm2colNchw(x: GVal, dy: GVal, c: ConvCase): GVal {
+    const [kh, kw, cin, cout] = c.wShape;
+    const [B, Ho, Wo] = c.dyShape;
+    const cols = this.node('Reshape', [this.im2col(x, NCHW, c), this.i64([B, kh * kw * cin, Ho * Wo])]);
+    const d = this.node('Transpose', [this.node('Reshape', [this.as(dy, NCHW), this.i64([B, cout, Ho * Wo])])], [ints('perm', [0, 2, 1])]);
+    const y = this.node('ReduceSum', [this.node('MatMul', [cols, d]), this.i64([0])], [int('keepdims', 0)]);
+    return this.val(this.node('Reshape', [y, this.i64(c.wShape)]), c.wShape, [0, 1, 2, 3]);
+  }
+
   oneHot(labels: GVal, depth: number): GVal {
     if (labels.dtype !== 'int64') unsupported('oneHot', `of ${labels.dtype} labels`);
     const values = this.initializer('onehot_values', [2], f32Bytes(Float32Array.of(0, 1)), DataType.FLOAT);
     const y = this.node('OneHot', [labels.id, this.i64([depth]), values], [int('axis', -1)]);
     return this.val(y, [labels.shape[0], depth], [0, 1]);
+  }
+
+  /**
+   * AveragePool 2x2 / stride 2 in NCHW, times 4: the block sum exactly (scaling by 4 is exact in
+   * binary floating point). The reshape-to-[B,C,H,2,W,2] + ReduceSum over the two interleaved
+   * size-2 axes it replaces was onnxruntime's slowest reduction in the step profile.
+   */
+  sumPool2x2(x: GVal): GVal {
+    const [B, H2, W2, C] = x.shape;
+    if (x.shape.length !== 4 || H2 % 2 || W2 % 2) unsupported('sumPool2x2', `on [${x.shape}]`);
+    const y = this.node('AveragePool', [this.as(x, NCHW)], [ints('kernel_shape', [2, 2]), ints('strides', [2, 2])]);
+    return this.mul(this.val(y, [B, H2 / 2, W2 / 2, C], NCHW), 4);
+  }
+
+  /** Mark v as a graph output in the layout perm (physical axis i = logical axis perm[i]). */
+  outputPhysical(v: GVal, perm: number[], name: string): void {
+    this.node('Identity', [this.as(v, perm)], [], name);
+    this.outputs.push({ name, elemType: DataType.FLOAT, dims: perm.map((a) => v.shape[a]) });
   }
 
   /** op on identity-layout operands -> a value of the given logical shape (identity layout) */

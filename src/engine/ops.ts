@@ -48,4 +48,10 @@ export interface Ops<T> {
    * is the last one (the null class); batch is then the number of rows to make.
    */
   embedding(table: T, labels: T | undefined, batch: number): T;
+  /**
+   * Optional: GroupNorm as one op, x [B,H,W,C], gamma/beta [C] (diffusion/layers.ts groupNorm
+   * composes it from the ops above when absent). The reverse-mode Tape implements it, with the
+   * same forward and a closed-form VJP (engine/vjp.ts).
+   */
+  groupNorm?(x: T, gamma: T, beta: T, groups: number, eps: number): T;
 }

@@ -22,7 +22,7 @@ import type { Ops } from './ops.js';
 import { ONNX_IR_VERSION, ONNX_OPSET } from './export.js';
 import { encodeModel } from './onnx-proto.js';
 import type { GVal } from './onnx-ops.js';
-import { OnnxTrainBuilder } from './onnx-train-ops.js';
+import { ConvGradPolicy, OnnxTrainBuilder } from './onnx-train-ops.js';
 import { Tape, Var } from './tape.js';
 
 export const STEP_SCALARS = ['max_norm', 'decay', 'step_size', 'sqrt_bc2', 'ema_d', 'ema_c'] as const;
@@ -42,6 +42,8 @@ export interface TrainGraphOptions {
   frames?: number;
   /** include clipping, AdamW and EMA (else the graph outputs the gradients) */
   adam?: AdamWConfig;
+  /** conv gradient formulations (default: the measured choice, onnx-train-ops.ts defaultConvGrad) */
+  convGrad?: ConvGradPolicy;
 }
 
 export interface TrainGraph {
@@ -55,6 +57,7 @@ export interface TrainGraph {
 export function buildTrainGraph(config: UNetConfig, o: TrainGraphOptions): TrainGraph {
   const specs = modelParamSpecs(config);
   const g = new OnnxTrainBuilder();
+  if (o.convGrad) g.convGrad = o.convGrad;
   const tape = new Tape(g);
   const N = o.rows, S = config.sampleSize;
   const P = new Map<string, Var<GVal>>();
@@ -64,11 +67,12 @@ export function buildTrainGraph(config: UNetConfig, o: TrainGraphOptions): Train
   const labels = config.numClasses > 0 ? tape.leaf(g.input('labels', [N], 'int64'), false) : undefined;
   const target = tape.leaf(g.input('target', [N, S, S, config.outChannels]), false);
   const w = tape.leaf(g.input('w', [N]), false);
-  const loss = weightedMse(tape, modelApply(tape, P, config, x, t, labels, o.frames), target, w);
-  const grads = tape.gradients(loss, specs.map((s) => P.get(s.name)!));
+  const out = g.within('fwd', () => modelApply(tape, P, config, x, t, labels, o.frames));
+  const loss = g.within('loss', () => weightedMse(tape, out, target, w));
+  const grads = g.within('bwd', () => tape.gradients(loss, specs.map((s) => P.get(s.name)!)));
   g.output(loss.v, 'loss');
   if (!o.adam) specs.forEach((s, i) => g.output(grads[i], `g:${s.name}`));
-  else adamInGraph(g, specs.map((s, k) => ({ name: s.name, shape: s.shape, p: P.get(s.name)!.v, g: grads[k] })), o.adam);
+  else g.within('opt', () => adamInGraph(g, specs.map((s, k) => ({ name: s.name, shape: s.shape, p: P.get(s.name)!.v, g: grads[k] })), o.adam!));
   const bytes = encodeModel({
     irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }],
     producerName: 'driftlab', producerVersion: '', docString: `driftlab training ${o.adam ? 'step' : 'gradient'} graph, ${N} rows`,

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import * as layers from '../../src/diffusion/layers.js';
 import { ONNX_IR_VERSION, ONNX_OPSET } from '../../src/engine/export.js';
 import type { GVal } from '../../src/engine/onnx-ops.js';
-import { OnnxTrainBuilder } from '../../src/engine/onnx-train-ops.js';
+import { ConvGradPolicy, DW_FORMULATIONS, DX_FORMULATIONS, OnnxTrainBuilder, convGradApplies } from '../../src/engine/onnx-train-ops.js';
 import { encodeModel } from '../../src/engine/onnx-proto.js';
 import type { Ops } from '../../src/engine/ops.js';
 import { Tape } from '../../src/engine/tape.js';
@@ -23,7 +23,7 @@ const ready = once(requireOrt);
 type In = { shape: number[]; labels?: number; positive?: boolean };
 type F = <T>(o: Ops<T>, xs: T[]) => T;
 
-async function checkOp(inputs: In[], f: F, seed = 1): Promise<number> {
+async function checkOp(inputs: In[], f: F, seed = 1, convGrad?: ConvGradPolicy): Promise<number> {
   await ready();
   const ort = (await loadOrt()).ort!;
   const rng = new Rng(seed);
@@ -37,6 +37,7 @@ async function checkOp(inputs: In[], f: F, seed = 1): Promise<number> {
   const r = Float64Array.from(rng.normals(y0.d.length));
   // ONNX: forward + loss + gradients through the tape
   const g = new OnnxTrainBuilder();
+  if (convGrad) g.convGrad = convGrad;
   const tape = new Tape<GVal>(g);
   const xs = inputs.map((s, i) => tape.leaf(g.input(`x${i}`, s.shape, s.labels ? 'int64' : 'float32'), !s.labels));
   const y = f(tape, xs);
@@ -95,6 +96,26 @@ test('conv2d 3x3 stride 2 pad 1, even and odd sizes (output_padding, weight-grad
   await checkOp([X([2, 6, 6, 2]), X([3, 3, 2, 3]), X([3])], (o, [x, w, b]) => o.conv2d(x, w, b, 2, 1));
   await checkOp([X([1, 7, 7, 2]), X([3, 3, 2, 3]), X([3])], (o, [x, w, b]) => o.conv2d(x, w, b, 2, 1));
 });
+test('every conv gradient formulation (dx: ConvTranspose, flipped Conv; dw: swapped Conv, im2col NHWC / NCHW + GEMM, per-tap products NCHW / CBHW): stride 1 and 2, odd and even sizes, 1x1', async () => {
+  const cases: { x: number[]; w: number[]; stride: number; pad: number }[] = [
+    { x: [2, 5, 5, 3], w: [3, 3, 3, 4], stride: 1, pad: 1 },
+    { x: [2, 5, 7, 1], w: [3, 3, 1, 2], stride: 1, pad: 1 }, // non-square, one input channel
+    { x: [2, 6, 6, 2], w: [3, 3, 2, 3], stride: 2, pad: 1 },
+    { x: [1, 7, 7, 2], w: [3, 3, 2, 3], stride: 2, pad: 1 },
+    { x: [2, 4, 5, 3], w: [1, 1, 3, 2], stride: 1, pad: 0 },
+  ];
+  let checked = 0;
+  for (const c of cases) {
+    for (const dx of DX_FORMULATIONS) for (const dw of DW_FORMULATIONS) {
+      const xShape = c.x, dyShape = [c.x[0], Math.floor((c.x[1] + 2 * c.pad - c.w[0]) / c.stride) + 1, Math.floor((c.x[2] + 2 * c.pad - c.w[1]) / c.stride) + 1, c.w[3]];
+      if (!convGradApplies(dx, { kind: 'dx', xShape, wShape: c.w, dyShape, stride: c.stride, pad: c.pad })) continue;
+      const policy: ConvGradPolicy = (k) => (k.kind === 'dx' ? dx : dw);
+      await checkOp([X(c.x), X(c.w), X([c.w[3]])], (o, [x, w, b]) => o.conv2d(x, w, b, c.stride, c.pad), 7, policy);
+      checked++;
+    }
+  }
+  assert.is(checked, (3 * 2 + 2) * DW_FORMULATIONS.length, 'flipped-conv runs on the stride-1 cases only');
+});
 test('conv2d 1x1 pad 0', async () => {
   await checkOp([X([2, 4, 4, 3]), X([1, 1, 3, 2]), X([2])], (o, [x, w, b]) => o.conv2d(x, w, b, 1, 0));
 });
@@ -152,7 +173,12 @@ test('embedding (gather): gradient scatters into the table rows; repeated labels
   await checkOp([X([5, 3]), X([6], { labels: 5 })], (o, [t, l]) => o.embedding(t, l, 6), 4);
 });
 test('composites: GroupNorm and SiLU from diffusion/layers.ts', async () => {
+  // the tape records GroupNorm as one op with a closed-form VJP; the reference composes it
   await checkOp([X([2, 3, 3, 4]), X([4]), X([4])], (o, [x, w, b]) => layers.groupNorm(new Map([['n.weight', w], ['n.bias', b]]), 'n', x, 2, 1e-5, o));
+  await checkOp([X([3, 5, 3, 6]), X([6]), X([6])], (o, [x, w, b]) => layers.groupNorm(new Map([['n.weight', w], ['n.bias', b]]), 'n', x, 3, 1e-5, o), 5);
+  // after a conv (NCHW layout), followed by SiLU, as in a ResBlock
+  await checkOp([X([2, 5, 5, 3]), X([3, 3, 3, 4]), X([4]), X([4]), X([4])], (o, [x, k, kb, w, b]) =>
+    layers.silu(layers.groupNorm(new Map([['n.weight', w], ['n.bias', b]]), 'n', o.conv2d(x, k, kb, 1, 1), 2, 1e-5, o), o), 6);
   await checkOp([X([2, 3])], (o, [x]) => layers.silu(x, o));
 });
 
