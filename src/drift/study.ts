@@ -163,6 +163,10 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
     if (!(p.config.training as any)?.data) throw new DriftlabError(`${o.ckpt} does not record its Moving-MNIST settings; it cannot be compared with ground truth`);
     if (!o.quiet) log(`driftlab: ${p.engine.line}`);
     const K = o.context ?? v.contextFrames;
+    // every corrector made once with its settings before anything rolls out: bad settings, or a
+    // corrector that cannot work on this model, fail in one line instead of after the first rollouts
+    const checkCtx = correctorContext(p, new Rng(o.seed).fork('check'), K);
+    for (const n of used) makeCorrector(n, checkCtx, { ...(o.correctorConfig?.[n] ?? {}) });
     const settings = {
       rollouts: o.rollouts, horizon: o.horizon, context: K, chunk: o.chunk ?? 1, sampler: o.sampler ?? 'ddim' as SamplerName,
       steps: o.steps ?? 20, eta: o.eta ?? 0, seed: o.seed,
