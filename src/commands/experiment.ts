@@ -99,7 +99,8 @@ const driftVsHorizon: CommandModule<any, any> = {
     .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller', describe: `comma-separated (a+b chains): ${listCorrectors().map((c) => c.name).join(', ')}, or a module file/package` })
     .option('horizon', { type: 'number', default: 1000, describe: 'frames per rollout' })
     .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call' })
-    .option('corrector-config', { type: 'string', describe: 'JSON per corrector, as for driftlab drift' })
+    .option('corrector-config', { type: 'string', describe: 'JSON per corrector, as for driftlab drift: {"history-guidance": {"w": 1.5}, "anchor": {"t": 200, "strength": 0.5}}' })
+    .option('fit-clips', { type: 'number', default: 200, describe: 'real clips to fit a corrector on when it has no fitted folder' })
     .option('fvd-horizons', { type: 'string', default: '0,100,1000,10000', describe: 'frames where FVD windows start (those that do not fit are skipped)' }),
   handler: async (a) => {
     await initBackend(a.backend as BackendName);
@@ -109,7 +110,7 @@ const driftVsHorizon: CommandModule<any, any> = {
       ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: await resolveCorrectors(String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)),
       horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), chunk: positiveInt('chunk', a.chunk), seed: a.seed,
       engine: a.engine, root: a.root, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), log,
-      correctorConfig: parseCorrectorConfig(a.correctorConfig), fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons),
+      correctorConfig: parseCorrectorConfig(a.correctorConfig), fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons), fitClips: positiveInt('fit-clips', a.fitClips),
     });
     process.stdout.write(r.table + `results: ${r.dir}\n`);
   },

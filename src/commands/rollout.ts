@@ -8,9 +8,8 @@ import { ENGINE_CHOICES } from '../engine/select.js';
 import { chain, listCorrectors, makeCorrector } from '../drift/correctors/index.js';
 import { correctorContext } from '../drift/context.js';
 import { resolveCorrectors } from '../drift/external.js';
-import type { ClipSet } from '../drift/corrector.js';
-import { MovingMnist } from '../../datasets/moving-mnist/index.js';
-import { clipWindow } from '../video/clips.js';
+import type { DriftCorrector } from '../drift/corrector.js';
+import { fitAndSave, fittedDir, loadFitted, realClips } from '../drift/fitted.js';
 import { rollout } from '../video/rollout.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
@@ -74,10 +73,13 @@ export const rolloutCommand: CommandModule<any, any> = {
       const K = a.context === undefined ? p.config.model.video.contextFrames : Number(a.context);
       const rng = new Rng(a.seed).fork('corrector');
       const ctx = correctorContext(p, rng, K);
-      const cs = names.map((n) => makeCorrector(n, ctx, (names.length === 1 && !(n in cfg) ? cfg : cfg[n]) ?? {}));
-      for (const c of cs) {
-        const dir = (c.describe() as any).dir;
-        if (dir && c.load) await c.load(dir);
+      const cs: DriftCorrector[] = [];
+      for (const n of names) {
+        const config = (names.length === 1 && !(n in cfg) ? cfg : cfg[n]) ?? {};
+        const c = makeCorrector(n, ctx, config);
+        const dir = fittedDir(c, config);
+        if (dir) await loadFitted(c, n, dir, ctx);
+        cs.push(c);
       }
       const r = await rollout({
         pipeline: p, corrector: chain(cs), out: a.out, resume: a.resume, checkpoint: a.ckpt, correctorRng: rng,
@@ -105,22 +107,18 @@ export const fitCorrectorCommand: CommandModule<any, any> = {
     .option('overwrite', { type: 'boolean', default: false }),
   handler: async (a) => {
     if (fs.existsSync(a.out) && fs.readdirSync(a.out).length > 0 && !a.overwrite) throw new DriftlabError(`${a.out} is not empty; pass --overwrite or choose another --out`);
+    // a corrector module first: a missing or malformed one fails before any model is loaded
+    const [name] = await resolveCorrectors([String(a.name)]);
+    const m = positiveInt('clips', a.clips), t = positiveInt('frames', a.frames);
+    const config = parseCorrectorConfig(a.config, 'config', true) as Record<string, unknown>;
     await initBackend(a.backend as BackendName);
     const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine });
     try {
       const ctx = correctorContext(p, new Rng(a.seed).fork('corrector-fit'));
-      const [name] = await resolveCorrectors([String(a.name)]);
-      const c = makeCorrector(name, ctx, parseCorrectorConfig(a.config, 'config', true) as Record<string, unknown>);
-      if (!c.fit || !c.save) throw new DriftlabError(`corrector '${name}' has nothing to fit`);
-      const data = (p.config.training as any)?.data;
-      if (!data) throw new DriftlabError(`${a.ckpt} does not record its Moving-MNIST settings`);
-      const m = positiveInt('clips', a.clips), t = positiveInt('frames', a.frames), S = p.config.model.sampleSize;
-      const mm = new MovingMnist({ ...data, split: 'train' }, a.seed);
-      const clips: ClipSet = { data: new Float32Array(m * t * S * S), m, t, s: S };
-      for (let k = 0; k < m; k++) clips.data.set(clipWindow(mm, data.pool, k, t), k * t * S * S);
-      await c.fit(clips, { pipeline: p, seed: a.seed, log: (l: string) => process.stderr.write(`driftlab: ${l}\n`) });
-      fs.mkdirSync(a.out, { recursive: true });
-      await c.save(a.out);
+      const c = makeCorrector(name, ctx, config);
+      if (!c.fit || !c.save) throw new DriftlabError(`corrector '${name}' has nothing to fit (it has no fit() and save())`);
+      const clips = realClips(p, m, t, a.seed, a.ckpt);
+      await fitAndSave(c, name, a.out, p, clips, a.seed, (l: string) => process.stderr.write(`driftlab: ${l}\n`));
       process.stdout.write(`fitted ${name} on ${m} clips x ${t} frames -> ${a.out}\n`);
     } finally {
       await p.dispose();

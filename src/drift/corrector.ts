@@ -53,6 +53,13 @@ export interface CorrectorContext {
   /** identifies the model a fitted corrector belongs to (checked when loading) */
   modelId: string;
   /**
+   * How the model's window sees its context: 'attention' (all F frames denoised together,
+   * mixed by temporalLayers temporal attention layers, causal or not) or 'concat' (the K frames
+   * stacked as input channels of each target; the context rows of the output are zeros).
+   * Absent in a hand-built context.
+   */
+  window?: { conditioning: 'attention' | 'concat'; causal: boolean; temporalLayers: number };
+  /**
    * The same network as `net`, always on tfjs and differentiable (no tidy inside, so tf.grad
    * can run through it): window [B*F, S, S, 1] and one timestep per frame. For in-loop
    * correctors that need a gradient through the denoiser (reconstruction guidance).

@@ -45,7 +45,7 @@ export function makeCorrector(name: string, ctx: CorrectorContext, config: Recor
   } catch (e) {
     // a user's module throwing a plain Error is still one line naming the module, not an internal error
     if (e instanceof DriftlabError || !f.info.source) throw e;
-    throw new DriftlabError(`corrector '${name}' (${f.info.source.file}) failed to start: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    throw new DriftlabError(`corrector '${name}' (${f.info.source.file}) failed to start: ${firstLine(e)}`);
   }
   if (!c || typeof c.correct !== 'function' || typeof c.reset !== 'function' || typeof c.describe !== 'function') {
     throw new DriftlabError(`corrector '${name}': its factory must return an object with describe(), reset() and correct(); see docs/CORRECTORS.md`);
@@ -55,13 +55,30 @@ export function makeCorrector(name: string, ctx: CorrectorContext, config: Recor
 
 const OPTIONAL = ['contextT', 'fit', 'save', 'load', 'getState', 'setState', 'denoiseStep'] as const;
 
-/** The same corrector, its describe() also naming the module file and hash (so run.json records them). */
+/** The first line of what a user's module threw. */
+const firstLine = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
+
+/**
+ * The same corrector, its describe() also naming the module file and hash (so run.json records
+ * them), and each of its methods turning a plain Error thrown by the module into one
+ * DriftlabError line that names the corrector, its file and the method.
+ */
 function withSource(c: DriftCorrector, source: { file: string; sha256: string }): DriftCorrector {
-  const w: DriftCorrector = {
-    name: c.name, describe: () => ({ ...c.describe(), source }),
-    reset: (x, n, k) => c.reset(x, n, k), correct: (f, h, step) => c.correct(f, h, step),
+  const fail = (method: string, e: unknown) => (e instanceof DriftlabError ? e : new DriftlabError(`corrector '${c.name}' (${source.file}) failed in ${method}(): ${firstLine(e)}`));
+  const guard = <A extends unknown[], R>(method: string, f: (...a: A) => R) => (...a: A): R => {
+    let r: R;
+    try {
+      r = f.apply(c, a);
+    } catch (e) {
+      throw fail(method, e);
+    }
+    return (r instanceof Promise ? r.catch((e: unknown) => { throw fail(method, e); }) : r) as R;
   };
-  for (const k of OPTIONAL) if (typeof c[k] === 'function') (w as any)[k] = (c[k] as Function).bind(c);
+  const w: DriftCorrector = {
+    name: c.name, describe: () => ({ ...guard('describe', c.describe)(), source }),
+    reset: guard('reset', c.reset), correct: guard('correct', c.correct),
+  };
+  for (const k of OPTIONAL) if (typeof c[k] === 'function') (w as any)[k] = guard(k, c[k] as (...a: unknown[]) => unknown);
   return w;
 }
 

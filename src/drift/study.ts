@@ -18,18 +18,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MovingMnist } from '../../datasets/moving-mnist/index.js';
 import { loadPipeline, Pipeline } from '../diffusion/pipeline.js';
 import type { SamplerName } from '../diffusion/samplers.js';
 import type { EngineChoice } from '../engine/select.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { clipWindow } from '../video/clips.js';
 import { modelId, rollout } from '../video/rollout.js';
 import { BASELINES, writeBaselineRun } from './baselines.js';
 import { correctorContext } from './context.js';
-import type { ClipSet, DriftCorrector } from './corrector.js';
+import type { DriftCorrector } from './corrector.js';
+import { fitAndSave, fittedDir, hasFit, loadFitted, realClips } from './fitted.js';
 import { chain, listCorrectors, makeCorrector } from './correctors/index.js';
 import { StudyData, StudyMetrics, computeStudyMetrics, writeStudyOutputs } from './study-outputs.js';
 
@@ -109,26 +108,19 @@ async function prepareCorrector(
     if (c.fit && c.save && cfg.dir === undefined) {
       const shipped = path.join(o.ckpt, 'correctors', n);
       const here = path.join(o.out, 'correctors', n);
-      if (fs.existsSync(path.join(here, `${n}.json`))) cfg.dir = here;
-      else if (fs.existsSync(path.join(shipped, `${n}.json`))) cfg.dir = shipped;
+      if (hasFit(here, n)) cfg.dir = here;
+      else if (hasFit(shipped, n)) cfg.dir = shipped;
       else {
         const fitClips = o.fitClips ?? 200, fitFrames = o.fitFrames ?? 20;
         log(`fitting ${n} on ${fitClips} real clips x ${fitFrames} frames (no fitted folder in the config or at ${shipped})`);
-        const data = (p.config.training as any).data;
-        const S = p.config.model.sampleSize;
-        const mm = new MovingMnist({ ...data, split: 'train' }, o.seed);
-        const clips: ClipSet = { data: new Float32Array(fitClips * fitFrames * S * S), m: fitClips, t: fitFrames, s: S };
-        for (let k = 0; k < fitClips; k++) clips.data.set(clipWindow(mm, data.pool, k, fitFrames), k * fitFrames * S * S);
         const fitter = makeCorrector(n, correctorContext(p, new Rng(o.seed).fork(`fit-${n}`)), { ...cfg });
-        await fitter.fit!(clips, { pipeline: p, seed: o.seed });
-        fs.mkdirSync(here, { recursive: true });
-        await fitter.save!(here);
+        await fitAndSave(fitter, n, here, p, realClips(p, fitClips, fitFrames, o.seed, o.ckpt), o.seed);
         cfg.dir = here;
       }
       c = makeCorrector(n, ctx, cfg);
     }
-    const dir = (c.describe() as any).dir;
-    if (dir && c.load) await c.load(dir);
+    const dir = fittedDir(c, cfg);
+    if (dir) await loadFitted(c, n, dir, ctx);
     cs.push(c);
   }
   return cs.length === 1 ? cs[0] : chain(cs);
@@ -154,6 +146,11 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
     if (!known.has(n)) throw new DriftlabError(`unknown corrector '${n}'; choose from ${[...known].join(', ')} (a+b chains two)`);
   }
   if (new Set(o.correctors).size !== o.correctors.length) throw new DriftlabError(`--correctors lists a corrector twice: ${o.correctors.join(',')}`);
+  const used = new Set(o.correctors.flatMap((spec) => spec.split('+').map((s) => s.trim())));
+  for (const k of Object.keys(o.correctorConfig ?? {})) {
+    // settings for a corrector that does not run (a typo, or a module's file path instead of its name) would be dropped silently
+    if (!used.has(k)) throw new DriftlabError(`--corrector-config has settings for '${k}', which is not among the correctors (${[...used].join(', ')}); key settings by corrector name${/[\\/]|\.[cm]?js$/.test(k) ? " (a module's settings go under its exported name, not its file path)" : ''}`);
+  }
   const studyPath = path.join(o.out, 'study.json');
   if (fs.existsSync(studyPath) && !o.resume) throw new DriftlabError(`${o.out} already holds a drift study; pass --resume to continue it, or choose a new --out`);
   if (!fs.existsSync(studyPath) && ['rollouts', 'metrics.jsonl', 'report.html'].some((f) => fs.existsSync(path.join(o.out, f)))) {
@@ -166,6 +163,10 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
     if (!(p.config.training as any)?.data) throw new DriftlabError(`${o.ckpt} does not record its Moving-MNIST settings; it cannot be compared with ground truth`);
     if (!o.quiet) log(`driftlab: ${p.engine.line}`);
     const K = o.context ?? v.contextFrames;
+    // every corrector made once with its settings before anything rolls out: bad settings, or a
+    // corrector that cannot work on this model, fail in one line instead of after the first rollouts
+    const checkCtx = correctorContext(p, new Rng(o.seed).fork('check'), K);
+    for (const n of used) makeCorrector(n, checkCtx, { ...(o.correctorConfig?.[n] ?? {}) });
     const settings = {
       rollouts: o.rollouts, horizon: o.horizon, context: K, chunk: o.chunk ?? 1, sampler: o.sampler ?? 'ddim' as SamplerName,
       steps: o.steps ?? 20, eta: o.eta ?? 0, seed: o.seed,

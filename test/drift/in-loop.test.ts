@@ -11,7 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import { tinyVideoPipeline } from '../helpers/video.js';
 import { tempDir, throwsDriftlab } from '../helpers/common.js';
 import { rollout } from '../../src/video/rollout.js';
-import { continueClips, WindowStepHook } from '../../src/video/sample-clip.js';
+import { continueClips, WindowStep, WindowStepHook } from '../../src/video/sample-clip.js';
+import { UNetModel } from '../../src/diffusion/model.js';
 import { makeCorrector } from '../../src/drift/correctors/index.js';
 import { correctorContext } from '../../src/drift/context.js';
 import { predictX0Eps } from '../../src/diffusion/samplers.js';
@@ -157,6 +158,55 @@ test('no tensor leaks; anchor and reconstruction guidance resume exactly; bad co
   throwsDriftlab(() => makeCorrector('history-guidance', correctorContext(p, new Rng(0)), { w: -1 }), /history-guidance: "w" must be/);
   throwsDriftlab(() => makeCorrector('reconstruction-guidance', correctorContext(p, new Rng(0)), { scale: 'x' }), /reconstruction-guidance: "scale" must be/);
   throwsDriftlab(() => makeCorrector('anchor', correctorContext(p, new Rng(0)), { strength: 2 }), /anchor: "strength" must be/);
+});
+
+test('reconstruction-guidance refuses a model whose guidance gradient is zero (concat conditioning, causal or no temporal attention) instead of acting as none', async () => {
+  const p = await tiny.pipeline();
+  const ctx = correctorContext(p, new Rng(0), K);
+  assert.equal(ctx.window, { conditioning: 'attention', causal: false, temporalLayers: 3 }, 'the tiny model: 2 temporal levels + the middle');
+  makeCorrector('reconstruction-guidance', ctx, { scale: 2 }); // fine on it
+  const cases: [Partial<NonNullable<typeof ctx.window>>, RegExp][] = [
+    [{ conditioning: 'concat' }, /concat conditioning/],
+    [{ causal: true }, /causal temporal attention/],
+    [{ temporalLayers: 0 }, /no temporal attention/],
+  ];
+  for (const [w, re] of cases) {
+    const c = { ...ctx, window: { ...ctx.window!, ...w } };
+    throwsDriftlab(() => makeCorrector('reconstruction-guidance', c, { scale: 2 }), re, JSON.stringify(w));
+    throwsDriftlab(() => makeCorrector('reconstruction-guidance', c, { scale: 2 }), /the guidance gradient is zero; use a model with non-causal temporal attention/);
+    makeCorrector('reconstruction-guidance', c, { scale: 0 }); // the neutral setting stays allowed (it is the plain sampler anyway)
+  }
+  // the premise. Causal, with the corrector's own code: the x0 shift is exactly zero on a causal model (fresh
+  // weights) and not on the attention model (a hand-built context has no `window`, so nothing is refused)
+  const t = 500, abar = p.schedule.alphasCumprod[t];
+  const shift = async (model: UNetModel) => {
+    const c = makeCorrector('reconstruction-guidance', { ...ctx, window: undefined, differentiable: (w, tt) => model.forward(w, tf.tensor1d(tt)) }, { scale: 2 });
+    const x = tf.tensor4d(new Rng(5).normals(B * N * fr), [B * N, S, S, 1]), x0 = tf.zeros([B * N, S, S, 1]) as tf.Tensor4D;
+    const step = { i: 0, n: 1, t, tPrev: -1, abar, x, x0, eps: x, context, contextSeen: null, contextT: 0, B, K, F, S, clipX0: false } as unknown as WindowStep;
+    const fix = (await c.denoiseStep!(step, { generated: 0, recent: () => [] }))!;
+    const m = tf.tidy(() => tf.max(tf.abs(fix.x0!)).dataSync()[0]);
+    tf.dispose([x, x0, fix.x0!]);
+    return m;
+  };
+  const video = p.config.model.video!;
+  const causal = new UNetModel({ ...p.config.model, video: { ...video, causal: true } }, 1);
+  // concat: the model's output rows for the context are zeros whatever the targets, so the context error cannot depend on them
+  const concat = new UNetModel({ ...p.config.model, video: { ...video, conditioning: 'concat' } }, 1);
+  try {
+    assert.is(await shift(causal), 0, 'causal: the guidance moved x0');
+    assert.ok((await shift(p.model)) > 1e-6, 'attention: the guidance did not move x0 (the zero above would show nothing)');
+    const ctxRows = (targets: Float32Array) => tf.tidy(() => {
+      const win = tf.concat([tf.tensor5d(context, [B, K, S, S, 1]), tf.tensor5d(targets, [B, N, S, S, 1])], 1).reshape([B * F, S, S, 1]) as tf.Tensor4D;
+      const out = concat.forward(win, tf.fill([B * F], t) as tf.Tensor1D).reshape([B, F, S * S]);
+      return { rows: Array.from(tf.slice(out, [0, 0, 0], [B, K, S * S]).dataSync()), targets: Array.from(tf.slice(out, [0, K, 0], [B, N, S * S]).dataSync()) };
+    });
+    const a = ctxRows(new Rng(6).normals(B * N * fr)), b = ctxRows(new Rng(7).normals(B * N * fr));
+    assert.ok(a.rows.every((v) => v === 0) && b.rows.every((v) => v === 0), 'concat: the context rows are not zeros');
+    assert.ok(a.targets.some((v, i) => v !== b.targets[i]), 'concat: the target rows ignore the targets (the check above would show nothing)');
+  } finally {
+    concat.dispose();
+    causal.dispose();
+  }
 });
 
 test.run();

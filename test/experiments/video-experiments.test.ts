@@ -3,6 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tinyVideoPipeline } from '../helpers/video.js';
 import { ensureWasm } from '../helpers/backend.js';
 import { tempDir } from '../helpers/common.js';
@@ -13,6 +15,7 @@ import { recipeArm, videoRecipe } from '../../experiments/video-recipe.js';
 import { getVideoPreset } from '../../src/video/presets.js';
 import { throwsDriftlab } from '../helpers/common.js';
 
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.js');
 const dir = tempDir('driftlab-vexp-');
 const tiny = tinyVideoPipeline(dir);
 const small = { horizon: 4, rollouts: 2, steps: 2, seed: 5, engine: 'tfjs' as const, refFrames: 32, refClips: 8, videoFrames: 8, quiet: true };
@@ -39,6 +42,47 @@ test('drift-vs-horizon: every corrector, a table at the frames that fit', async 
   assert.match(table, /MSE@10/);
   assert.not.match(table, /MSE@100\b/);
   assert.match(table, /\| kalman \|/);
+});
+
+test('driftlab experiment drift-vs-horizon measures the in-loop correctors beside the frame correctors, each with its settings', () => {
+  const root = path.join(dir, 'results-inloop');
+  const correctors = ['none', 'renoise', 'history-guidance', 'reconstruction-guidance', 'anchor', 'renoise+anchor'];
+  const config = { renoise: { t: 50 }, 'history-guidance': { w: 2 }, 'reconstruction-guidance': { scale: 50 }, anchor: { t: 999, strength: 0.7 } };
+  const args = (cs: string[], cfg: object, out: string) => [
+    CLI, 'experiment', 'drift-vs-horizon', '--ckpt', tiny.ckpt, '--correctors', cs.join(','), '--corrector-config', JSON.stringify(cfg),
+    '--horizon', '3', '--rollouts', '2', '--steps', '2', '--chunk', '2', '--ref-frames', '32', '--ref-clips', '8', '--fvd-horizons', '0',
+    '--engine', 'tfjs', '--backend', 'wasm', '--seed', '5', '--root', out,
+  ];
+  const r = spawnSync(process.execPath, args(correctors, config, root), { encoding: 'utf8', env: { ...process.env, DRIFTLAB_DEBUG: '' } });
+  assert.is(r.status, 0, r.stderr);
+  const [run] = fs.readdirSync(path.join(root, 'drift-vs-horizon')).map((d) => path.join(root, 'drift-vs-horizon', d));
+  checkRun(run, ['table.md', 'results.json', 'study/report.html']);
+  const table = fs.readFileSync(path.join(run, 'table.md'), 'utf8');
+  for (const c of correctors) assert.match(table, new RegExp(`\\| ${c.replace('+', '\\+')} \\|`), `no row for ${c}`);
+  // each rollout ran with its own settings (run.json), the chain with both parts'
+  const runJson = (c: string) => JSON.parse(fs.readFileSync(path.join(run, 'study', 'rollouts', c, 'run.json'), 'utf8')).corrector;
+  assert.equal(runJson('history-guidance'), { name: 'history-guidance', w: 2 });
+  assert.equal(runJson('reconstruction-guidance'), { name: 'reconstruction-guidance', scale: 50 });
+  assert.equal(runJson('anchor'), { name: 'anchor', t: 999, strength: 0.7 });
+  assert.equal(runJson('renoise+anchor').chain.map((c: any) => [c.name, c.t]), [['renoise', 50], ['anchor', 999]]);
+  // ... and changed the frames: every in-loop rollout differs from none and from the others (common random numbers otherwise)
+  const frames = (c: string) => fs.readFileSync(path.join(run, 'study', 'rollouts', c, 'frames.npy'));
+  for (let i = 0; i < correctors.length; i++) for (let j = i + 1; j < correctors.length; j++) {
+    assert.not.ok(frames(correctors[i]).equals(frames(correctors[j])), `${correctors[i]} and ${correctors[j]} gave the same frames`);
+  }
+  const meta = JSON.parse(fs.readFileSync(path.join(run, 'meta.json'), 'utf8'));
+  assert.equal(meta.config.correctorConfig, config);
+  // settings keyed by a name not in the study, and a bad setting, fail in one line before anything rolls out
+  for (const [cfg, re] of [[{ 'history-guidanse': { w: 2 } }, /settings for 'history-guidanse', which is not among the correctors/], [{ anchor: { strength: 2 } }, /anchor: "strength" must be a number in 0\.\.1/]] as const) {
+    const out = path.join(dir, 'results-bad');
+    const bad = spawnSync(process.execPath, args(['none', 'history-guidance', 'anchor'], cfg, out), { encoding: 'utf8', env: { ...process.env, DRIFTLAB_DEBUG: '' } });
+    assert.ok(bad.status !== 0, `${JSON.stringify(cfg)} accepted`);
+    const errs = bad.stderr.split('\n').filter((l) => l.startsWith('driftlab: error:'));
+    assert.is(errs.length, 1, bad.stderr);
+    assert.match(errs[0], re);
+    const studies = fs.existsSync(path.join(out, 'drift-vs-horizon')) ? fs.readdirSync(path.join(out, 'drift-vs-horizon')) : [];
+    for (const d of studies) assert.not.ok(fs.existsSync(path.join(out, 'drift-vs-horizon', d, 'study', 'rollouts')), 'rolled out before the settings were checked');
+  }
 });
 
 test('context-noise-sweep: one model per level, none and context-noise rows', async () => {

@@ -1,16 +1,19 @@
 /**
- * driftlab from outside: `import { ... } from 'driftlab'` in JS and in strict TypeScript, the
- * examples/ scripts run against the package, and (DRIFTLAB_TEST_INSTALL=1) the real thing: `npm
- * pack`, `npm install` of the tarball into a fresh project with no network, then the examples and
- * the CLI from that install.
+ * driftlab from outside: `import { ... } from 'driftlab'` in JS and in strict TypeScript, then the
+ * real thing: `npm pack`, `npm install` of the tarball into a fresh project with no network, and
+ * the examples/ scripts and the CLI from that install (a tiny model trained a few steps, clips
+ * continued, a rollout with the example corrector files, metrics against ground truth).
  *
- * The fast tests link the package folder into a temporary project's node_modules (what npm does
+ * The quick test links the package folder into a temporary project's node_modules (what npm does
  * for `npm link`), so resolution goes through package.json `exports` exactly as for an installed
- * copy. The install test needs the npm cache to hold driftlab's dependencies (it does wherever
- * `npm ci` ran once); it pins them with driftlab's own package-lock.json, so npm reads only the
- * cache, and points every proxy at a closed port so no install script can reach a network
- * either. It unpacks ~600 MB (tfjs, onnxruntime-node), minutes on a loaded 2-core machine, hence
- * the gate.
+ * copy. The install test needs the npm cache to hold driftlab's dependencies, as it does wherever
+ * `npm ci` ran (.ci/run does). It pins them with driftlab's own package-lock.json plus each
+ * tarball's registry URL, so npm reads tarballs straight from the cache and nothing else; it
+ * scrubs npm's and onnxruntime's settings from the environment (a consumer has no .npmrc), points
+ * every proxy at a closed port and, where the kernel allows, runs npm and the CLI in a network
+ * namespace of their own, so no install script can reach a network either. The install unpacks
+ * ~700 MB (tfjs, onnxruntime-node) for about 20 s of CPU: well under a minute on an idle 2-core
+ * machine, several minutes on one that is busy training.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -134,17 +137,30 @@ test('package.json exports point at built files, and pack ships them (not the te
   assert.ok(pkg.optionalDependencies['onnxruntime-node'] && !pkg.dependencies['onnxruntime-node'], 'onnxruntime-node must stay optional (offline installs)');
 });
 
-test("a consumer project imports 'driftlab' in JS and strict TypeScript, and runs examples/library-tour.mjs", () => {
+test("a consumer project that links the package imports 'driftlab' in JS and strict TypeScript", () => {
   const app = project('driftlab-consumer-');
   fs.mkdirSync(path.join(app, 'node_modules'));
   fs.symlinkSync(ROOT, path.join(app, 'node_modules', 'driftlab'), 'dir');
   checkImports(app);
   typecheck(app);
-  tour(app, path.join(app, 'node_modules', 'driftlab'));
 });
 
-/** A lockfile for the consumer: the tarball plus driftlab's own locked (non-dev) dependency tree. */
-function consumerLock(app: string, tgz: string) {
+/** npm's own settings as this project sees them (before the consumer's environment is scrubbed). */
+function npmConfig(key: string): string {
+  const r = run('npm', ['config', 'get', key], ROOT);
+  const v = r.out.trim().split('\n').pop() ?? '';
+  assert.ok(r.code === 0 && v && v !== 'undefined', `npm config get ${key} failed: ${r.err}`);
+  return v;
+}
+
+/**
+ * A lockfile for the consumer: the tarball plus driftlab's own locked (non-dev) dependency tree,
+ * each entry with the tarball URL on the registry npm ci used. driftlab's lock records integrity
+ * but no `resolved`: without it npm reads and parses every package's packument (~260 of them)
+ * just to find each tarball's address, most of the install's time. With both, npm takes every
+ * tarball straight from its cache by URL and checks it against the locked integrity.
+ */
+function consumerLock(app: string, tgz: string, registry: string) {
   const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
   const spec = `file:${path.relative(app, tgz)}`;
   const packages: Record<string, unknown> = {
@@ -154,7 +170,12 @@ function consumerLock(app: string, tgz: string) {
       license: pkg.license, dependencies: pkg.dependencies, optionalDependencies: pkg.optionalDependencies, bin: pkg.bin, engines: pkg.engines,
     },
   };
-  for (const [k, v] of Object.entries(lock.packages as Record<string, any>)) if (k && !v.dev) packages[k] = v;
+  const reg = registry.replace(/\/?$/, '/');
+  for (const [k, v] of Object.entries(lock.packages as Record<string, any>)) {
+    if (!k || v.dev) continue;
+    const name: string = v.name ?? k.slice(k.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    packages[k] = v.resolved || v.link ? v : { ...v, resolved: `${reg}${name}/-/${name.split('/').pop()}-${v.version}.tgz` };
+  }
   const manifest = JSON.parse(fs.readFileSync(path.join(app, 'package.json'), 'utf8'));
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ ...manifest, dependencies: { driftlab: spec } }, null, 2));
   fs.writeFileSync(path.join(app, 'package-lock.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2));
@@ -168,8 +189,13 @@ function offlineEnv(): NodeJS.ProcessEnv {
   return { ...env, HTTP_PROXY: dead, HTTPS_PROXY: dead, http_proxy: dead, https_proxy: dead, GLOBAL_AGENT_HTTP_PROXY: dead, GLOBAL_AGENT_HTTPS_PROXY: dead, NO_PROXY: '' };
 }
 
-const gated = process.env.DRIFTLAB_TEST_INSTALL === '1' ? test : test.skip;
-gated('npm pack, npm install --offline into a fresh project (no .npmrc), then the examples and the CLI from that install', () => {
+/** cmd with no network at all where the kernel allows it (a network namespace of its own), else as is (the proxies are dead anyway). */
+const NO_NET = spawnSync('unshare', ['-n', 'true']).status === 0;
+const offline = (cmd: string, args: string[]): [string, string[]] => (NO_NET ? ['unshare', ['-n', cmd, ...args]] : [cmd, args]);
+
+test('npm pack, npm install --offline into a fresh project (no .npmrc), then the examples and the CLI from that install', () => {
+  const t0 = Date.now();
+  const registry = npmConfig('registry'), cache = npmConfig('cache');
   const work = tempDir('driftlab-pack-');
   const packed = run('npm', ['pack', '--ignore-scripts', '--pack-destination', work], ROOT);
   assert.is(packed.code, 0, packed.err);
@@ -177,25 +203,36 @@ gated('npm pack, npm install --offline into a fresh project (no .npmrc), then th
   const app = path.join(work, 'app');
   fs.mkdirSync(app);
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
-  consumerLock(app, tgz);
+  consumerLock(app, tgz, registry);
   const env = offlineEnv();
-  const inst = run('npm', ['install', '--offline', '--no-audit', '--no-fund'], app, env);
-  assert.is(inst.code, 0, `offline install failed:\n${inst.err}`);
+  // the whole tree, optional dependencies and install scripts included, as a consumer's npm install runs it
+  const inst = run(...offline('npm', ['install', '--offline', '--no-audit', '--no-fund', '--cache', cache]), app, env);
+  assert.is(inst.code, 0, `offline install failed (the npm cache at ${cache} must hold driftlab's dependencies, as it does after npm ci):\n${inst.err}`);
   const installed = path.join(app, 'node_modules', 'driftlab');
   assert.ok(fs.existsSync(path.join(installed, 'dist', 'src', 'index.js')));
   assert.not.ok(fs.existsSync(path.join(installed, 'dist', 'test')), 'tests shipped');
+  const tInstall = Date.now();
   checkImports(app);
   typecheck(app);
   tour(app, installed);
-  // the CLI from the install, with the example corrector file, and one clear line when onnxruntime-node is absent
-  const ckpt = path.join(app, 'tour', 'model');
-  const cli = run(path.join(app, 'node_modules', '.bin', 'driftlab'), ['rollout', '--ckpt', ckpt, '--out', 'cli-run', '--corrector', './node_modules/driftlab/examples/blend-corrector.mjs', '--horizon', '2', '--rollouts', '1', '--steps', '2'], app, env);
+  // the CLI from the install: fit the example's fitted corrector, then roll out with both example corrector files chained
+  const bin = path.join(app, 'node_modules', '.bin', 'driftlab'), ckpt = path.join(app, 'tour', 'model');
+  const ex = (f: string) => `./node_modules/driftlab/examples/${f}`;
+  const fit = run(...offline(bin, ['fit-corrector', ex('ink-match-corrector.mjs'), '--ckpt', ckpt, '--out', 'ink', '--clips', '3', '--frames', '4', '--engine', 'tfjs']), app, env);
+  assert.is(fit.code, 0, fit.err);
+  const cli = run(...offline(bin, ['rollout', '--ckpt', ckpt, '--out', 'cli-run', '--corrector', `${ex('blend-corrector.mjs')},${ex('ink-match-corrector.mjs')}`,
+    '--corrector-config', '{"blend": {"alpha": 0.3}, "ink-match": {"dir": "ink"}}', '--horizon', '2', '--rollouts', '1', '--steps', '2']), app, env);
   assert.is(cli.code, 0, cli.err);
   const runJson = JSON.parse(fs.readFileSync(path.join(app, 'cli-run', 'run.json'), 'utf8'));
-  assert.is(runJson.corrector.name, 'blend');
+  assert.is(runJson.corrector.name, 'blend,ink-match');
+  assert.equal(runJson.corrector.chain.map((c: any) => [c.name, c.source.file]), [
+    ['blend', path.join(installed, 'examples', 'blend-corrector.mjs')], ['ink-match', path.join(installed, 'examples', 'ink-match-corrector.mjs')],
+  ]);
+  assert.is(runJson.corrector.chain[1].dir, 'ink');
   // offline, onnxruntime-node's postinstall cannot fetch its CUDA libraries, so npm drops the optional package
   if (!fs.existsSync(path.join(app, 'node_modules', 'onnxruntime-node'))) assert.match(cli.err, /onnx engine unavailable, using tfjs: onnxruntime-node is not installed/);
   else assert.match(cli.err, /engine onnxruntime-node/);
+  process.stderr.write(`  pack + offline install ${((tInstall - t0) / 1000).toFixed(0)} s, examples and CLI ${((Date.now() - tInstall) / 1000).toFixed(0)} s${NO_NET ? ' (npm and the CLI in a network namespace with no network)' : ''}\n`);
 });
 
 test.run();

@@ -10,7 +10,8 @@
  * x^b_0 is the sampler's own estimate (context shown as usual); the gradient is one backward
  * pass through the denoiser on tfjs (CorrectorContext.differentiable), per step, inside the
  * window only: never through the rollout. Needs non-causal temporal attention (with a causal
- * mask the context cannot see the targets and the gradient is zero). Config: {"scale": 2}.
+ * mask, without temporal attention or with concat conditioning the gradient is zero, and the
+ * corrector refuses such a model with one line). Config: {"scale": 2}.
  */
 import * as tf from '@tensorflow/tfjs';
 import { predictX0Eps } from '../../diffusion/samplers.js';
@@ -22,6 +23,15 @@ registerCorrector('reconstruction-guidance', 'Ho et al.: move the targets along 
   const scale = Number(config.scale ?? 2);
   if (!Number.isFinite(scale) || scale < 0) throw new DriftlabError(`reconstruction-guidance: "scale" must be a non-negative number, got ${config.scale}`);
   const net = ctx.differentiable;
+  // the gradient flows from the context's reconstruction to the targets only through non-causal
+  // temporal attention; anywhere else it is exactly zero and the corrector would silently be 'none'
+  const win = ctx.window;
+  if (scale > 0 && win) {
+    const why = win.conditioning === 'concat' ? 'stacks its context as input channels (concat conditioning), so it does not reconstruct the context'
+      : win.causal ? 'has causal temporal attention, so the context cannot see the targets'
+      : win.temporalLayers === 0 ? 'has no temporal attention, so the context cannot see the targets' : null;
+    if (why) throw new DriftlabError(`reconstruction-guidance: this model ${why} and the guidance gradient is zero; use a model with non-causal temporal attention (attention conditioning), or history-guidance / anchor`);
+  }
   return {
     name: 'reconstruction-guidance',
     describe: () => ({ scale }),
