@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DriftlabError } from '../util/errors.js';
+import { svgToPdf } from './pdf.js';
 import { renderSvg, svgToPng } from './vega.js';
 
 export const FIGURE_FORMATS = ['svg', 'png', 'pdf'] as const;
@@ -57,11 +58,15 @@ export async function renderSpecFile(specFile: string, outputs: string[], opts: 
     const f = formats[i]!;
     if (f === 'svg') writeAtomicSync(out, svg);
     else if (f === 'png') writeAtomicSync(out, await svgToPng(svg, opts.scale ?? 2));
-    else writeAtomicSync(out, await svgToPdf(svg));
+    else writeAtomicSync(out, await svgToPdf(svg, { title: specTitle(spec) }));
   }
 }
 
-/** PDF output: not available offline in this build. */
-export async function svgToPdf(_svg: string): Promise<Uint8Array> {
-  throw new DriftlabError('PDF output needs a PDF writer that driftlab does not ship yet; write .svg (vector, opens in Inkscape/Illustrator and converts to PDF there) or .png');
+/** The spec's title as plain text (a string, or the text of a title object), if any. */
+function specTitle(spec: Record<string, unknown>): string | undefined {
+  const t = spec.title as unknown;
+  const text = typeof t === 'object' && t !== null && !Array.isArray(t) ? (t as { text?: unknown }).text : t;
+  if (typeof text === 'string') return text;
+  if (Array.isArray(text)) return text.join(' ');
+  return undefined;
 }

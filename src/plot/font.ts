@@ -1,4 +1,11 @@
 // A tiny 5x7 bitmap font (plus one descender row for g j p q y ,) for labelling rasters.
+//
+// Still needed after the charts moved to Vega-Lite (chart.ts): it burns the column/row captions
+// into the gray image grids (grid.ts: sample/demo/serve digit sheets) and into every frame of
+// the videos (video/writers.ts, drift/study-video.ts). Those are 1-byte-per-pixel rasters of
+// 28-64 px digits that go straight to the PNG/GIF/MP4 encoders; an outline font at 7-14 px
+// there would need a full SVG render per frame and anti-aliased gray levels that blur into the
+// digits, where these glyphs are exact pixels and cost nothing.
 
 /** Anything that can fill an axis-aligned rectangle with a colour (Canvas, gray buffers...). */
 export interface FillTarget<C> {
@@ -151,16 +158,7 @@ export function textHeight(scale = 1): number {
   return LINE_H * scale;
 }
 
-export interface DrawTextOptions {
-  /** Rotate 90° counter-clockwise (reads bottom-to-top, e.g. a y-axis label). */
-  vertical?: boolean;
-}
-
-/**
- * Draws `text` with its top-left corner at (x, y). With `vertical`, (x, y) is the top-left of
- * the rotated box (width textHeight(scale), height textWidth(text, scale)).
- * Returns the drawn width along the text direction.
- */
+/** Draws `text` with its top-left corner at (x, y); returns the drawn width. */
 export function drawText<C>(
   canvas: FillTarget<C>,
   x: number,
@@ -168,7 +166,6 @@ export function drawText<C>(
   text: string,
   color: C,
   scale = 1,
-  opts: DrawTextOptions = {},
 ): number {
   const s = Math.max(1, Math.round(scale));
   const total = textWidth(text, s);
@@ -180,10 +177,7 @@ export function drawText<C>(
     g.rows.forEach((row, ry) => {
       row.forEach((on, rx) => {
         if (!on) return;
-        const u = (pen + rx - g.left) * s; // along text
-        const v = ry * s; // down the line
-        if (opts.vertical) canvas.fillRect(x + v, y + total - s - u, s, s, color);
-        else canvas.fillRect(x + u, y + v, s, s, color);
+        canvas.fillRect(x + (pen + rx - g.left) * s, y + ry * s, s, s, color);
       });
     });
     pen += g.advance;

@@ -1,4 +1,11 @@
 // Minimal PNG encoder/decoder (8-bit, non-interlaced gray / RGB / RGBA) using node's zlib.
+// It writes the digit sheets and filmstrips (grid.ts, video/writers.ts; the charts' PNGs come
+// from resvg). Kept hand-written after issue #16 item 3 measured fast-png 8.0 against it on
+// those outputs (bench/bench-encoders.ts, docs/BENCHMARKS.md "Encoders"): fast-png was faster
+// on the 582x582 digit sheet (0.59-0.77x the time) but slower on the 2171x285 filmstrip
+// (1.24-1.35x, three runs), so it is not at least as fast on the demo's outputs; its files were 5-7%
+// smaller (pako at level 9 with no per-row filter choice against node's zlib after adaptive
+// filtering here).
 import { deflateSync, inflateSync } from 'node:zlib';
 
 export type PngChannels = 1 | 2 | 3 | 4;

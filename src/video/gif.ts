@@ -1,14 +1,20 @@
-// GIF89a codec for grayscale clips, no dependencies. The encoder writes what every browser
-// plays: a 256-level gray global palette (palette index = gray level, so uint8 frames survive
-// exactly), a NETSCAPE2.0 loop block, one Graphic Control Extension per frame for its delay,
-// and variable-width LZW (9..12-bit codes, clear code when the 4096-entry table is full).
-// The decoder reads our own files back (and plain GIFs generally) for tests and tools.
+// GIF89a for grayscale clips. The encoder writes what every browser plays: a 256-level gray
+// global palette (palette index = gray level, so uint8 frames survive exactly), a NETSCAPE2.0
+// loop block, one Graphic Control Extension per frame for its delay; the LZW coding and the
+// container are gifenc's, which replaced a hand-written encoder because it is faster on the
+// study's side-by-side video (0.78-0.93x the time in three runs, same decoded frames and delays:
+// bench/bench-encoders.ts, docs/BENCHMARKS.md "Encoders"). The decoder (hand-written, lzw.ts)
+// reads our own files back (and plain GIFs generally) for tests and tools.
 import { toByte } from '../plot/grid.js';
 import { DriftlabError } from '../util/errors.js';
-import { Bytes, LzwTable, lzwDecode, lzwEncode } from './lzw.js';
+import gifenc from 'gifenc';
+import { lzwDecode } from './lzw.js';
 
-export { LzwTable, lzwDecode, lzwEncode } from './lzw.js';
+export { lzwDecode } from './lzw.js';
 export type { LzwStats } from './lzw.js';
+
+/** 256 gray levels: palette index = gray level, so uint8 frames survive exactly. */
+const GRAY_PALETTE = Array.from({ length: 256 }, (_, v) => [v, v, v]);
 
 /** A grayscale clip [T,H,W]: floats in [0,1] (clipped, Math.round(v*255)) or bytes. */
 export type GrayFrames = Float32Array | Uint8Array;
@@ -77,60 +83,36 @@ export function gifDelays(T: number, fps: number): number[] {
   return d;
 }
 
-/** Growable byte buffer. */
-
-/** Encodes a gray clip [T,H,W] as an animated GIF89a. */
+/** Encodes a gray clip [T,H,W] as an animated GIF89a (LZW and container by gifenc). */
 export function encodeGif(frames: GrayFrames, T: number, H: number, W: number, opts: GifOptions = {}): Uint8Array {
   checkClip(frames, T, H, W, 'encodeGif');
   const s = checkScale(opts.scale, 'encodeGif');
   const [h2, w2] = [H * s, W * s];
   if (h2 > 65535 || w2 > 65535) throw new DriftlabError(`encodeGif: ${w2}x${h2} exceeds the GIF limit of 65535 pixels a side`);
   const delays = gifDelays(T, opts.fps ?? 10);
+  const loop = opts.loop === false ? -1 : opts.loop ?? 0; // gifenc: repeat -1 = no NETSCAPE2.0 block
+  if (opts.loop !== false && (!Number.isInteger(loop) || loop < 0 || loop > 65535)) throw new DriftlabError(`encodeGif: loop must be 0..65535, got ${opts.loop}`);
   const gray = toGrayBytes(frames);
-  const out = new Bytes();
-  out.ascii('GIF89a');
-  out.u16(w2);
-  out.u16(h2);
-  out.push(0xf7, 0, 0); // global table of 2^(7+1) colours, 8-bit colour resolution; bg 0; square pixels
-  for (let v = 0; v < 256; v++) out.push(v, v, v);
-  if (opts.loop !== false) {
-    const loop = opts.loop ?? 0;
-    if (!Number.isInteger(loop) || loop < 0 || loop > 65535) throw new DriftlabError(`encodeGif: loop must be 0..65535, got ${loop}`);
-    out.push(0x21, 0xff, 11);
-    out.ascii('NETSCAPE2.0');
-    out.push(3, 1);
-    out.u16(loop);
-    out.push(0);
-  }
-  const table = new LzwTable();
+  // room for ~0.25 byte per pixel up front: past 1 MB gifenc grows its buffer by only 1/8 a step
+  const enc = gifenc.GIFEncoder({ initialCapacity: Math.max(4096, Math.min(1 << 26, Math.floor((T * h2 * w2) / 4))) });
   const idx = new Uint8Array(h2 * w2);
   for (let t = 0; t < T; t++) {
-    // Graphic Control Extension: disposal 1 (keep; every frame covers the canvas), no transparency.
-    out.push(0x21, 0xf9, 4, 1 << 2);
-    out.u16(delays[t]!);
-    out.push(0, 0);
-    out.push(0x2c);
-    out.u16(0);
-    out.u16(0);
-    out.u16(w2);
-    out.u16(h2);
-    out.push(0); // no local palette, not interlaced
     const base = t * H * W;
-    for (let y = 0; y < h2; y++) {
-      const row = base + Math.floor(y / s) * W;
-      for (let x = 0; x < w2; x++) idx[y * w2 + x] = gray[row + Math.floor(x / s)]!;
+    let frame: Uint8Array;
+    if (s === 1) frame = gray.subarray(base, base + H * W);
+    else {
+      for (let y = 0; y < h2; y++) {
+        const row = base + Math.floor(y / s) * W;
+        for (let x = 0; x < w2; x++) idx[y * w2 + x] = gray[row + Math.floor(x / s)]!;
+      }
+      frame = idx;
     }
-    const lzw = lzwEncode(idx, 8, table);
-    out.push(8);
-    for (let o = 0; o < lzw.length; o += 255) {
-      const n = Math.min(255, lzw.length - o);
-      out.push(n);
-      out.append(lzw.subarray(o, o + n));
-    }
-    out.push(0);
+    // the first frame carries the global palette (and the loop block); every frame covers the
+    // whole canvas, disposal 1 = keep; delays in ms, which gifenc rounds back to our centiseconds
+    enc.writeFrame(frame, w2, h2, { palette: t === 0 ? GRAY_PALETTE : undefined, delay: delays[t]! * 10, repeat: loop, dispose: 1 });
   }
-  out.push(0x3b);
-  return out.bytes();
+  enc.finish();
+  return enc.bytes();
 }
 
 /** Row order of an interlaced GIF image: passes start at 0,4,2,1 with steps 8,8,4,2. */

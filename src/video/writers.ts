@@ -17,7 +17,7 @@ import { DriftlabError } from '../util/errors.js';
 import { findExecutable, isExecutableFile } from '../util/which.js';
 import { checkClip, checkScale, encodeGif, toGrayBytes, type GifOptions, type GrayFrames } from './gif.js';
 
-export { decodeGif, encodeGif, gifDelays, lzwDecode, lzwEncode, toGrayBytes } from './gif.js';
+export { decodeGif, encodeGif, gifDelays, lzwDecode, toGrayBytes } from './gif.js';
 export type { DecodedGif, GifOptions, GrayFrames, LzwStats } from './gif.js';
 
 /** Writes a gray clip [T,H,W] as an animated, looping GIF (atomically). */

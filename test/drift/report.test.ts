@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempDir, rejectsDriftlab, throwsDriftlab } from '../helpers/common.js';
-import { chartSvg, writeChart } from '../../src/plot/chart.js';
+import { writeChart } from '../../src/plot/chart.js';
 import { findFfmpeg, writeGif, writeMp4 } from '../../src/video/writers.js';
 import { buildReport, sanitizeSvg, writeReport, type ReportSpec } from '../../src/drift/report.js';
 import { checkRender, findChromium, parseRenderCheck } from '../../src/util/chromium.js';
@@ -31,7 +31,8 @@ test.before(async () => {
   const xs = [1, 2, 3, 4, 5, 6];
   writeChart(path.join(dir, 'mse'), { title: 'MSE', xlabel: 'frame', ylabel: 'MSE', series: [{ name: 'none', x: xs, y: xs.map((k) => 0.01 * k) }, { name: 'kalman', x: xs, y: xs.map((k) => 0.008 * k) }] });
   writeChart(path.join(dir, 'ssim'), { title: 'SSIM', xlabel: 'frame', ylabel: 'SSIM', series: [{ name: 'none', x: xs, y: xs.map((k) => 1 - 0.05 * k) }] });
-  fs.writeFileSync(path.join(dir, 'plain.svg'), chartSvg({ title: 'plain', xlabel: 'x', ylabel: 'y', series: [{ name: 'a', x: xs, y: xs }] }));
+  // an SVG from elsewhere (no NAME.vl.json beside it): a polyline and a title
+  fs.writeFileSync(path.join(dir, 'plain.svg'), `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="200" viewBox="0 0 320 200"><rect width="320" height="200" fill="#ffffff"/><text x="160" y="20" text-anchor="middle" font-size="14">plain</text><polyline fill="none" stroke="#0072B2" stroke-width="2" points="${xs.map((x) => `${40 + 40 * x},${190 - 25 * x}`).join(' ')}"/></svg>\n`);
   await writeGif(path.join(dir, 'clip.gif'), clip(8, 16, 20), 8, 16, 20, { fps: 5, scale: 2 });
   if (ffmpeg) await writeMp4(path.join(dir, 'clip.mp4'), clip(8, 16, 20), 8, 16, 20, { fps: 5, scale: 2 });
   spec = {

@@ -50,6 +50,21 @@ test('protobuf: a model with every field kind survives encode -> decode', () => 
   assert.equal(back, m);
 });
 
+test('protobuf writer (protobufjs): the wire bytes of a small model, worked out by hand from the protobuf encoding rules', () => {
+  const m: ModelProto = {
+    irVersion: 8, opsetImports: [{ domain: '', version: 17 }], producerName: 'p', producerVersion: '', docString: '', metadata: {},
+    graph: { name: 'g', nodes: [{ name: '', opType: 'Neg', domain: '', inputs: ['x'], outputs: ['y'], attributes: [{ name: 'a', type: AttrType.INT, i: -1 }] }], initializers: [], inputs: [], outputs: [] },
+  };
+  // AttributeProto: name=1 "a", i=3 varint -1 (10-byte two's complement), type=20 (key 160 = a0 01) varint 2
+  const attr = [0x0a, 1, 0x61, 0x18, ...Array(9).fill(0xff), 0x01, 0xa0, 0x01, 0x02];
+  // NodeProto: input=1 "x", output=2 "y", name=3 "", op_type=4 "Neg", attribute=5 (length-delimited); empty domain omitted
+  const node = [0x0a, 1, 0x78, 0x12, 1, 0x79, 0x1a, 0, 0x22, 3, 0x4e, 0x65, 0x67, 0x2a, attr.length, ...attr];
+  const graph = [0x0a, node.length, ...node, 0x12, 1, 0x67];
+  // ModelProto: ir_version=1, producer_name=2, producer_version=3, graph=7, opset_import=8 {domain="", version=17}; empty doc_string omitted
+  const want = [0x08, 8, 0x12, 1, 0x70, 0x1a, 0, 0x3a, graph.length, ...graph, 0x42, 4, 0x0a, 0, 0x10, 17];
+  assert.equal([...encodeModel(m)], want);
+});
+
 test('protobuf reader: truncated, foreign and inconsistent files give one DriftlabError line', () => {
   const good = exportOnnx(TINY, randomParams(TINY, 1)).bytes;
   assert.ok(readModel(good, 'tiny.onnx').graph.nodes.length > 100);

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inflateSync } from 'node:zlib';
 import { writeChart, type ChartSpec, type Series } from '../../src/plot/chart.js';
 import { decodePng } from '../../src/plot/png.js';
 import { chartCsv, parseChartCsv } from '../../src/plot/vl-chart.js';
@@ -107,7 +108,79 @@ test('same input, byte-identical data and image files', () => {
   }
 });
 
-test('driftlab plot re-renders an edited spec (svg, png); pdf and bad specs give clear errors', async () => {
+/**
+ * A small PDF reader, independent of pdfkit: the page MediaBox, the embedded font files and the
+ * text of each BT..ET block, decoded from the content streams' glyph codes through each font's
+ * ToUnicode CMap (the map a viewer uses to copy and search text).
+ */
+function readPdf(buf: Buffer) {
+  const s = buf.toString('latin1');
+  const objs = new Map<number, { dict: string; stream?: string }>();
+  for (const m of s.matchAll(/(\d+) 0 obj\s*([\s\S]*?)endobj/g)) {
+    const body = m[2]!;
+    const k = body.indexOf('stream');
+    if (k < 0) { objs.set(Number(m[1]), { dict: body }); continue; }
+    const start = m.index! + m[0].indexOf(body) + k + 'stream'.length + (body[k + 6] === '\r' ? 2 : 1);
+    const len = Number(/\/Length (\d+)/.exec(body)![1]);
+    const raw = buf.subarray(start, start + len);
+    objs.set(Number(m[1]), { dict: body.slice(0, k), stream: /\/FlateDecode/.test(body.slice(0, k)) ? inflateSync(raw).toString('latin1') : raw.toString('latin1') });
+  }
+  const ref = (d: string, key: string) => { const r = new RegExp(`/${key} (\\d+) 0 R`).exec(d); return r ? objs.get(Number(r[1])) : undefined; };
+  const pages = [...objs.values()].filter((o) => /\/Type \/Page\b/.test(o.dict));
+  const box = /\/MediaBox \[([^\]]*)\]/.exec(pages[0]!.dict)![1]!.trim().split(/\s+/).map(Number);
+  const fontNames = new Map<string, Map<number, string>>(); // resource name -> code -> text
+  const fonts = /\/Font <<([\s\S]*?)>>/.exec(pages[0]!.dict + (ref(pages[0]!.dict, 'Resources')?.dict ?? ''))?.[1] ?? '';
+  const embedded: string[] = [];
+  for (const [, res, no] of fonts.matchAll(/\/(\w+) (\d+) 0 R/g)) {
+    const font = objs.get(Number(no))!.dict;
+    const cmap = new Map<number, string>();
+    const uni = ref(font, 'ToUnicode')?.stream ?? '';
+    const hex = (h: string) => String.fromCodePoint(...(h.match(/..../g) ?? []).map((c) => parseInt(c, 16)));
+    for (const [, a, b, list] of uni.matchAll(/<([0-9a-f]+)>\s*<([0-9a-f]+)>\s*\[([^\]]*)\]/gi)) {
+      const dst = [...list!.matchAll(/<([0-9a-f]+)>/gi)].map((x) => hex(x[1]!));
+      for (let c = parseInt(a!, 16); c <= parseInt(b!, 16); c++) cmap.set(c, dst[c - parseInt(a!, 16)]!);
+    }
+    fontNames.set(res!, cmap);
+    const desc = ref(objs.get(Number(/\/DescendantFonts \[(\d+) 0 R/.exec(font)?.[1]))?.dict ?? font, 'FontDescriptor');
+    if (desc && ref(desc.dict, 'FontFile2')?.stream?.length) embedded.push(/\/FontName \/(\S+)/.exec(desc.dict)![1]!);
+  }
+  const texts: string[] = [];
+  const contents = [...objs.values()].filter((o) => o.stream && /\bBT\b/.test(o.stream)).map((o) => o.stream!).join('\n');
+  for (const [, block] of contents.matchAll(/\bBT\b([\s\S]*?)\bET\b/g)) {
+    let map = new Map<number, string>();
+    let t = '';
+    for (const [, font, codes] of block!.matchAll(/\/(\w+) [\d.]+ Tf|<([0-9a-f]+)> Tj/gi)) {
+      if (font) map = fontNames.get(font)!;
+      else for (const c of codes!.match(/..../g)!) t += map.get(parseInt(c, 16)) ?? '\ufffd';
+    }
+    texts.push(t);
+  }
+  return { header: s.slice(0, 8), box, embedded, texts, trailerEnd: s.trimEnd().endsWith('%%EOF') };
+}
+
+test('driftlab plot writes a vector PDF: page of the spec size, Inter embedded, title and axis text as text', async () => {
+  const spec = JSON.parse(readFileSync(join(dir, 'a', 'drift.vl.json'), 'utf8'));
+  spec.width = 500;
+  spec.height = 320;
+  writeFileSync(join(dir, 'a', 'drift-pdf.vl.json'), JSON.stringify(spec));
+  const plot = (out: string) => (plotCommand.handler as (a: unknown) => Promise<void>)({ spec: join(dir, 'a', 'drift-pdf.vl.json'), out: join(dir, out), scale: 1, validate: true, overwrite: true });
+  await plot('drift.pdf');
+  const buf = readFileSync(join(dir, 'drift.pdf'));
+  const pdf = readPdf(buf);
+  assert.match(pdf.header, /^%PDF-1\.\d/);
+  assert.ok(pdf.trailerEnd, 'ends with %%EOF');
+  assert.equal(pdf.box, [0, 0, 500, 320], 'one page of the spec size, 1 px = 1 pt');
+  assert.ok(pdf.embedded.some((n) => /^[A-Z]{6}\+Inter-Regular$/.test(n)), `Inter subset embedded: ${pdf.embedded}`);
+  assert.ok(pdf.embedded.some((n) => /^[A-Z]{6}\+Inter-Bold$/.test(n)), 'bold title face embedded');
+  const c = CHARTS.drift!;
+  for (const s of [c.title!, c.xlabel, c.ylabel, 'kalman, "tuned"', 'real (recovery floor)']) assert.ok(pdf.texts.includes(s), `text ${JSON.stringify(s)} in ${JSON.stringify(pdf.texts.slice(0, 12))}`);
+  // the same words appear in the SVG rendered from the same spec; no raster image in the PDF
+  assert.not.ok(/\/Subtype \/Image/.test(buf.toString('latin1')), 'vector only');
+  await plot('drift-2.pdf');
+  assert.ok(buf.equals(readFileSync(join(dir, 'drift-2.pdf'))), 'same spec, same PDF bytes');
+});
+
+test('driftlab plot re-renders an edited spec (svg, png); bad paths and specs give clear errors', async () => {
   const spec = JSON.parse(readFileSync(join(dir, 'a', 'fid.vl.json'), 'utf8'));
   spec.title = 'Edited title';
   spec.width = 400;
@@ -124,8 +197,10 @@ test('driftlab plot re-renders an edited spec (svg, png); pdf and bad specs give
   await plot(join('a', 'fid-edit.vl.json'), 'edit.png');
   assert.is(decodePng(readFileSync(join(dir, 'edit.png'))).width, 400);
   await rejectsDriftlab(plot(join('a', 'fid-edit.vl.json'), 'edit.svg'), /already exists; pass --overwrite/);
-  await rejectsDriftlab(plot(join('a', 'fid-edit.vl.json'), 'edit.pdf'), /PDF output/);
-  await rejectsDriftlab(plot(join('a', 'fid-edit.vl.json'), 'edit.jpg'), /end it in \.svg, \.png or \.pdf/);
+  await rejectsDriftlab(plot(join('a', 'fid-edit.vl.json'), 'edit.jpg'), /^cannot tell the figure format of .*edit\.jpg: end it in \.svg, \.png or \.pdf$/);
+  const bad = spawnSync(process.execPath, [CLI, 'plot', join('a', 'fid-edit.vl.json'), '--out', 'edit.tiff'], { encoding: 'utf8', cwd: dir });
+  assert.ok(bad.status !== 0 && bad.status !== null, 'an unknown extension fails');
+  assert.equal(bad.stderr.trim().split('\n').filter((l) => l.trim()), [`driftlab: error: cannot tell the figure format of edit.tiff: end it in .svg, .png or .pdf`], bad.stderr);
   writeFileSync(join(dir, 'bad.vl.json'), JSON.stringify({ mark: 'lin', data: { values: [] } }));
   await rejectsDriftlab(plot('bad.vl.json', 'bad.svg'), /bad\.vl\.json is not valid Vega-Lite \(.*\/mark/);
   await rejectsDriftlab(plot('missing.vl.json', 'x.svg'), /cannot read spec .*missing\.vl\.json: file not found/);
