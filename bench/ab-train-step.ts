@@ -19,7 +19,7 @@ import { modelParamSpecs } from '../src/diffusion/arch.js';
 import { DEFAULT_ADAMW } from '../src/diffusion/optim.js';
 import { cpuSessionOptions, loadOrt } from '../src/engine/onnx-engine.js';
 import * as local from '../src/engine/train-graph.js';
-import { Rng } from '../src/util/rng.js';
+import { referenceStepFeeds } from './train-step-feeds.js';
 
 const argv = process.argv;
 const opt = (n: string, d: string) => (argv.includes(`--${n}`) ? argv[argv.indexOf(`--${n}`) + 1] : d);
@@ -32,26 +32,12 @@ const optsA = JSON.parse(opt('opts-a', '{}')), optsB = JSON.parse(opt('opts-b', 
 const status = await loadOrt();
 if (!status.ort) throw new Error(status.error);
 const ort = status.ort;
-type Tensor = InstanceType<typeof ort.Tensor>;
 const median = (v: number[]) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 const baseGraph: typeof local = base ? await import(pathToFileURL(path.resolve(base, 'dist', 'src', 'engine', 'train-graph.js')).href) : local;
 const specs = modelParamSpecs(SPEC_UNET);
-const rng = new Rng(0);
-const S = SPEC_UNET.sampleSize;
-const feeds: Record<string, Tensor> = {
-  x: new ort.Tensor('float32', rng.normals(B * S * S), [B, S, S, 1]),
-  t: new ort.Tensor('float32', Float32Array.from({ length: B }, () => rng.int(1000)), [B]),
-  target: new ort.Tensor('float32', rng.normals(B * S * S), [B, S, S, 1]),
-  w: new ort.Tensor('float32', new Float32Array(B).fill(1), [B]),
-};
 const scalars: Record<string, number> = { max_norm: 1, decay: 1 - 1e-4 * DEFAULT_ADAMW.weightDecay, step_size: 1e-4 / (1 - DEFAULT_ADAMW.beta1), sqrt_bc2: Math.sqrt(1 - DEFAULT_ADAMW.beta2), ema_d: 0.999, ema_c: 0.001 };
-for (const k of local.STEP_SCALARS) feeds[k] = new ort.Tensor('float32', Float32Array.of(scalars[k]), []);
-for (const s of specs) {
-  const n = s.shape.reduce((a, b) => a * b, 1);
-  feeds[`p:${s.name}`] = new ort.Tensor('float32', Float32Array.from(rng.normals(n), (v) => v * 0.05), s.shape);
-  for (const slot of ['m', 'v', 'ema']) feeds[`${slot}:${s.name}`] = new ort.Tensor('float32', new Float32Array(n), s.shape);
-}
+const feeds = referenceStepFeeds(ort, B, (k) => scalars[k]);
 const arms = [
   { name: base ? `A: ${path.basename(path.resolve(base))}` : 'A: this build', graph: baseGraph.buildTrainGraph(SPEC_UNET, { rows: B, adam: DEFAULT_ADAMW }), opts: optsA },
   { name: 'B: this build', graph: local.buildTrainGraph(SPEC_UNET, { rows: B, adam: DEFAULT_ADAMW }), opts: optsB },

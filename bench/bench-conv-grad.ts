@@ -24,9 +24,9 @@ import { encodeModel } from '../src/engine/onnx-proto.js';
 import {
   ConvCase, ConvGradPolicy, DW_FORMULATIONS, DX_FORMULATIONS, OnnxTrainBuilder, convGradApplies, defaultConvGrad, todaysConvGrad,
 } from '../src/engine/onnx-train-ops.js';
-import { STEP_SCALARS, buildTrainGraph } from '../src/engine/train-graph.js';
-import { modelParamSpecs } from '../src/diffusion/arch.js';
+import { buildTrainGraph } from '../src/engine/train-graph.js';
 import { Rng } from '../src/util/rng.js';
+import { referenceStepFeeds } from './train-step-feeds.js';
 
 const argv = process.argv;
 const opt = (n: string, d: string) => (argv.includes(`--${n}`) ? argv[argv.indexOf(`--${n}`) + 1] : d);
@@ -116,21 +116,7 @@ async function perCase() {
 }
 
 async function whole() {
-  const specs = modelParamSpecs(SPEC_UNET);
-  const rng = new Rng(0);
-  const S = SPEC_UNET.sampleSize;
-  const feeds: Record<string, Tensor> = {
-    x: new ort.Tensor('float32', rng.normals(B * S * S), [B, S, S, 1]),
-    t: new ort.Tensor('float32', Float32Array.from({ length: B }, () => rng.int(1000)), [B]),
-    target: new ort.Tensor('float32', rng.normals(B * S * S), [B, S, S, 1]),
-    w: new ort.Tensor('float32', new Float32Array(B).fill(1), [B]),
-  };
-  for (const k of STEP_SCALARS) feeds[k] = new ort.Tensor('float32', Float32Array.of(k === 'max_norm' ? 1 : k === 'ema_d' ? 0.999 : k === 'ema_c' ? 0.001 : 1e-3), []);
-  for (const s of specs) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    feeds[`p:${s.name}`] = new ort.Tensor('float32', Float32Array.from(rng.normals(n), (v) => v * 0.05), s.shape);
-    for (const slot of ['m', 'v', 'ema']) feeds[`${slot}:${s.name}`] = new ort.Tensor('float32', new Float32Array(n), s.shape);
-  }
+  const feeds = referenceStepFeeds(ort, B, (k) => (k === 'max_norm' ? 1 : k === 'ema_d' ? 0.999 : k === 'ema_c' ? 0.001 : 1e-3));
   const policies: [string, ConvGradPolicy][] = [['today (conv-transpose, swapped-conv)', todaysConvGrad], ['default (measured choice)', defaultConvGrad]];
   const sessions = await Promise.all(policies.map(([, p]) => session(buildTrainGraph(SPEC_UNET, { rows: B, adam: DEFAULT_ADAMW, convGrad: p }).bytes)));
   const losses = await Promise.all(sessions.map(async (s) => (await s.run(feeds)).loss.data[0] as number));

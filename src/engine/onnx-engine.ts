@@ -15,7 +15,7 @@ import { DriftlabError } from '../util/errors.js';
 import { CpuInt8, Int8Scheme, cpuInt8, int8Line, measuredCpuInt8 } from './int8-scheme.js';
 import { DataType, encodeModel, readModel } from './onnx-proto.js';
 
-type Ort = typeof import('onnxruntime-node');
+export type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
 
 export interface OrtStatus {
