@@ -35,10 +35,18 @@ const guidance: CommandModule<any, any> = {
   },
 };
 
+/** what trains the models of an experiment (what samples from them is --engine) */
+const trainEngineOptions = (y: any, what: string) => y
+  .option('train-engine', { choices: TRAIN_ENGINES, default: 'auto', describe: `what trains ${what}: onnx (one onnxruntime training graph), tfjs, or auto (onnx where onnxruntime-node loads)` })
+  .option('train-threads', { type: 'number', describe: 'onnx training: intra-op threads (default: all cores)' });
+const trainEngineOf = (a: any) => ({
+  trainEngine: a.trainEngine as TrainEngineChoice, trainThreads: a.trainThreads === undefined ? undefined : positiveInt('train-threads', a.trainThreads),
+});
+
 const schedule: CommandModule<any, any> = {
   command: 'schedule-ablation',
   describe: 'train with linear and cosine schedules (all else fixed) and compare FID at several step counts',
-  builder: (y) => y
+  builder: (y) => trainEngineOptions(y, 'each schedule')
     .option('preset', { type: 'string', default: 'mnist-small' })
     .option('train-steps', { type: 'number', default: 3000, describe: 'training steps per schedule' })
     .option('minutes', { type: 'number', describe: 'or a time budget per schedule' })
@@ -46,8 +54,6 @@ const schedule: CommandModule<any, any> = {
     .option('n', { type: 'number', default: 1000 })
     .option('guidance', { type: 'number', default: 2 })
     .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'tfjs training: data-parallel worker threads' })
-    .option('train-engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what trains each schedule: onnx, tfjs, or auto (onnx where onnxruntime-node loads)' })
-    .option('train-threads', { type: 'number', describe: 'onnx training: intra-op threads (default: all cores)' })
     .option('engine', { choices: ['auto', 'tfjs', 'onnx'], default: 'auto', describe: 'what samples for FID' })
     .option('root', { type: 'string', default: 'results' })
     .option('resume', { type: 'string', describe: 'continue an earlier run folder results/schedule-ablation/<run-id>/ (finished training and FID rows are reused)' }),
@@ -57,8 +63,7 @@ const schedule: CommandModule<any, any> = {
     const r = await scheduleAblation({
       preset: a.preset, trainSteps: positiveInt('train-steps', a.trainSteps), minutes: a.minutes, stepCounts: list(a.stepCounts),
       n: positiveInt('n', a.n), guidance: a.guidance, seed: a.seed, workers: positiveInt('workers', a.workers), backend: a.backend, engine: a.engine, root: a.root, log,
-      resume: a.resume as string | undefined,
-      trainEngine: a.trainEngine as TrainEngineChoice, trainThreads: a.trainThreads === undefined ? undefined : positiveInt('train-threads', a.trainThreads),
+      resume: a.resume as string | undefined, ...trainEngineOf(a),
     });
     process.stdout.write(`results: ${r.dir}\n`);
   },
@@ -74,21 +79,18 @@ const driftOptions = (y: any) => y
   .option('engine', { choices: ['auto', 'tfjs', 'onnx'], default: 'auto' })
   .option('root', { type: 'string', default: 'results' });
 
-const trainOptions = (y: any) => driftOptions(y)
+const trainOptions = (y: any) => trainEngineOptions(driftOptions(y), 'each arm')
   .option('preset', { type: 'string', default: 'mmnist-small', describe: 'video preset of every arm' })
   .option('train-steps', { type: 'number', default: 1000, describe: 'training steps per arm (equal compute)' })
   .option('batch-size', { type: 'number', describe: 'clips per step (default: the preset\'s)' })
   .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'tfjs training: data-parallel worker threads' })
-  .option('train-engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what trains each arm: onnx (one onnxruntime training graph), tfjs, or auto (onnx where onnxruntime-node loads)' })
-  .option('train-threads', { type: 'number', describe: 'onnx training: intra-op threads (default: all cores)' })
   .option('resume', { type: 'string', describe: 'continue an earlier run folder results/<name>/<run-id>/ (trained models and rollouts are reused)' });
 
 const budget = (a: any) => ({
   preset: a.preset, trainSteps: positiveInt('train-steps', a.trainSteps), batchSize: a.batchSize === undefined ? undefined : positiveInt('batch-size', a.batchSize),
   workers: positiveInt('workers', a.workers), backend: a.backend, seed: a.seed, horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts),
   steps: positiveInt('steps', a.steps), engine: a.engine, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), root: a.root, log,
-  resume: a.resume as string | undefined,
-  trainEngine: a.trainEngine as TrainEngineChoice, trainThreads: a.trainThreads === undefined ? undefined : positiveInt('train-threads', a.trainThreads),
+  resume: a.resume as string | undefined, ...trainEngineOf(a),
 });
 
 const driftVsHorizon: CommandModule<any, any> = {
