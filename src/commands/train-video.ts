@@ -17,6 +17,8 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('resume', { type: 'boolean', default: false })
     .option('overwrite', { type: 'boolean', default: false })
     .option('init-image', { type: 'string', describe: 'initialise the spatial layers from this image checkpoint (temporal layers start as identity)' })
+    .option('init-video', { type: 'string', describe: 'warm start from this video checkpoint (EMA weights): same U-Net trunk and conditioning; with concat conditioning it may have fewer context frames (their weights feed the newest frames; older ones start at zero). A new run: step 0, fresh optimizer' })
+    .option('context-frames', { type: 'number', describe: "context frames K per window (default: the preset's); the targets per window stay the preset's" })
     .option('steps', { type: 'number' })
     .option('minutes', { type: 'number', describe: 'stop after this many minutes (checkpointed; --resume continues)' })
     .option('batch-size', { type: 'number', describe: 'clips per step' })
@@ -55,6 +57,11 @@ export const trainVideoCommand: CommandModule<any, any> = {
       if (!(Number(a.snrGamma) > 0)) throw new DriftlabError(`--snr-gamma must be > 0, got ${a.snrGamma}`);
       p.objective.snrGamma = Number(a.snrGamma);
     }
+    if (a.contextFrames !== undefined) {
+      const v0 = p.model.video!, K = positiveInt('context-frames', a.contextFrames), N = v0.frames - v0.contextFrames;
+      if (K + N > v0.maxFrames) throw new DriftlabError(`--context-frames ${K} gives ${K + N}-frame windows, more than the model's maxFrames ${v0.maxFrames}`);
+      p.model.video = { ...v0, contextFrames: K, frames: K + N };
+    }
     const checkEvery = a.checkEvery === undefined ? undefined : Math.floor(nonNegative('check-every', a.checkEvery));
     if (a.minutes !== undefined && !(a.minutes > 0)) throw new DriftlabError(`--minutes must be > 0, got ${a.minutes}`);
     tc.seed = a.seed;
@@ -63,7 +70,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     await initBackend(a.backend as BackendName);
     const v = p.model.video!;
     process.stderr.write(`driftlab: training ${p.name}: ${p.model.sampleSize}x${p.model.sampleSize} frames, windows of ${v.frames} (${v.contextFrames} context), ${tc.batchSize} clips/step\n`);
-    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage, checkEvery,
+    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage, initVideo: a.initVideo, checkEvery,
       engine: a.engine as TrainEngineChoice, device: a.device as TrainDevice, threads,
     });
     process.stdout.write(`trained to step ${r.steps} in ${r.seconds.toFixed(0)} s; last loss ${r.lastLoss.toFixed(4)}${r.stoppedEarly ? ' (time limit reached; --resume continues)' : ''}\ncheckpoint: ${a.out}\n`);

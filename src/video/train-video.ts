@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { CHECKPOINT_FORMAT, CheckpointConfig, loadCheckpoint } from '../diffusion/checkpoint.js';
 import { splitFlat, flatLayout } from '../diffusion/model.js';
 import { modelParamSpecs } from '../diffusion/arch.js';
+import { videoParamSpecs } from './st-unet.js';
 import { RunCommon, TrainCheck, TrainResult, runTraining } from '../diffusion/trainer.js';
 import { UNetModel } from '../diffusion/model.js';
 import { denoiserOf } from '../diffusion/pipeline.js';
@@ -21,6 +22,12 @@ export interface TrainVideoOptions extends RunCommon {
   preset: VideoPreset;
   /** image checkpoint whose (EMA) weights initialise the spatial layers */
   initImage?: string;
+  /**
+   * video checkpoint whose (EMA) weights initialise this model (warm start): same U-Net trunk and
+   * conditioning; with concat conditioning it may have fewer context frames, whose weights then
+   * feed the newest frames of this model's context (the older ones start at zero)
+   */
+  initVideo?: string;
   /** log the context-use check (eval/context-use.ts) every N steps (0 = never; default: every checkpoint) */
   checkEvery?: number;
 }
@@ -28,7 +35,7 @@ export interface TrainVideoOptions extends RunCommon {
 /** The in-training check: 8 held-out windows at t = 300 and 700, EMA weights (a few seconds). */
 export const TRAIN_CHECK = { windows: 8, ts: [300, 700] };
 
-/** The image checkpoint by folder name and content hash: no path of this machine goes into config.json. */
+/** The initialising checkpoint by folder name and content hash: no path of this machine goes into config.json. */
 function imageRef(dir: string): { name: string; emaSha256: string | null } {
   const ema = path.join(dir, 'ema.safetensors');
   return { name: path.basename(path.resolve(dir)), emaSha256: fs.existsSync(ema) ? createHash('sha256').update(fs.readFileSync(ema)).digest('hex') : null };
@@ -44,6 +51,8 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
     throw new DriftlabError(`data frames are ${modelFrameSize(p.data)}px (canvas ${p.data.size} / pool ${p.data.pool}) but the model takes ${p.model.sampleSize}px`);
   }
   let initFrom: Map<string, Float32Array> | undefined;
+  if (o.initImage && o.initVideo) throw new DriftlabError('--init-image and --init-video exclude each other');
+  if (o.initVideo) initFrom = await warmStartFrom(o.initVideo, p);
   if (o.initImage) {
     const ck = await loadCheckpoint(o.initImage, { ema: true });
     if (ck.config.model.video) throw new DriftlabError(`${o.initImage} is a video checkpoint; --init-image wants an image checkpoint`);
@@ -58,7 +67,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   }
   const config: CheckpointConfig = {
     format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective,
-    training: { preset: p.name, data: p.data, initImage: o.initImage ? imageRef(o.initImage) : null, ...tc },
+    training: { preset: p.name, data: p.data, initImage: o.initImage ? imageRef(o.initImage) : null, ...(o.initVideo ? { initVideo: imageRef(o.initVideo) } : {}), ...tc },
   };
   const stream = new ClipStream({
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
@@ -70,6 +79,44 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
     engine: o.engine, threads: o.threads, device: o.device,
     quiet: o.quiet, onStep: o.onStep, initFrom, check: contextCheck(p, o.checkEvery ?? tc.checkpointEvery),
   });
+}
+
+const TRUNK_KEYS = ['sampleSize', 'inChannels', 'outChannels', 'layersPerBlock', 'normGroups', 'timeEmbedDim', 'timeEmbedHidden', 'attentionHeads', 'midAttention', 'numClasses'] as const;
+
+/** The (EMA) weights of a video checkpoint, mapped onto preset p's model (see initVideo). */
+async function warmStartFrom(dir: string, p: VideoPreset): Promise<Map<string, Float32Array>> {
+  const ck = await loadCheckpoint(dir, { ema: true });
+  const m = ck.config.model, v = p.model.video!;
+  if (!m.video) throw new DriftlabError(`${dir} is an image checkpoint; --init-video wants a video checkpoint (use --init-image)`);
+  const diff: string[] = TRUNK_KEYS.filter((k) => m[k] !== p.model[k]);
+  if (JSON.stringify(m.blockOutChannels) !== JSON.stringify(p.model.blockOutChannels)) diff.push('blockOutChannels');
+  if (JSON.stringify(m.attention) !== JSON.stringify(p.model.attention)) diff.push('attention');
+  if ((m.video.conditioning ?? 'attention') !== (v.conditioning ?? 'attention')) diff.push('conditioning');
+  if (m.video.frames - m.video.contextFrames !== v.frames - v.contextFrames) diff.push('targets per window');
+  if (m.video.contextFrames > v.contextFrames) diff.push(`context frames (${m.video.contextFrames} > ${v.contextFrames})`);
+  if (diff.length) throw new DriftlabError(`${dir} cannot initialise ${p.name}: ${diff.join(', ')} differ`);
+  const from = splitFlat(flatLayout(videoParamSpecs(m)), ck.ema ?? ck.params);
+  if (v.conditioning === 'concat' && m.video.contextFrames < v.contextFrames) {
+    from.set('conv_in.weight', extendContextConvIn(from.get('conv_in.weight')!, m.inChannels, m.video.contextFrames, v.contextFrames));
+  }
+  return from;
+}
+
+/**
+ * conv_in weights [3,3,C(1+K0),Cout] of a concat model with K0 context frames -> [3,3,C(1+K),Cout]
+ * for K >= K0: the input channels are the target, then the context frames oldest first, so the K0
+ * old frames' weights move to the newest K0 slots and the K-K0 older slots start at zero: the
+ * widened model computes exactly what the old one did until training gives the older frames weight.
+ */
+export function extendContextConvIn(w: Float32Array, cin: number, K0: number, K: number): Float32Array {
+  const n0 = cin * (1 + K0), n = cin * (1 + K), cout = w.length / (9 * n0), shift = (K - K0) * cin;
+  if (!Number.isInteger(cout) || K < K0) throw new Error(`conv_in of ${w.length} weights does not fit ${cin} channel(s) x ${1 + K0} frames, or ${K} < ${K0}`);
+  const out = new Float32Array(9 * n * cout);
+  for (let k = 0; k < 9; k++) for (let i = 0; i < n0; i++) {
+    const j = i < cin ? i : i + shift;
+    for (let o = 0; o < cout; o++) out[(k * n + j) * cout + o] = w[(k * n0 + i) * cout + o];
+  }
+  return out;
 }
 
 function contextCheck(p: VideoPreset, every: number): TrainCheck | undefined {

@@ -74,15 +74,68 @@ test('--init-image: spatial weights come from the image checkpoint, temporal one
   assert.equal(Array.from(vc.params.subarray(0, ic.ema!.length)), Array.from(ic.ema!), 'spatial weights differ from the image EMA weights');
 });
 
+test('--init-video: a concat model warm-started with more context frames computes exactly what the old one did', async () => {
+  await ensureWasm();
+  const tf = await import('@tensorflow/tfjs');
+  const { UNetModel } = await import('../../src/diffusion/model.js');
+  const { flatLayout, splitFlat } = await import('../../src/diffusion/model.js');
+  const { modelParamSpecs } = await import('../../src/diffusion/arch.js');
+  const { extendContextConvIn } = await import('../../src/video/train-video.js');
+  const concat = (K: number, steps: number) => {
+    const p = tiny(steps);
+    p.model.video = { ...p.model.video!, conditioning: 'concat', temporal: [false, false], temporalMid: false, contextFrames: K, frames: K + 1 };
+    return p;
+  };
+  const old = path.join(dir, 'warm-k3');
+  await trainVideo({ preset: concat(3, 4), out: old, workers: 1, backend: 'wasm', quiet: true, checkEvery: 0 });
+  const p5 = concat(5, 1);
+  p5.train.lr = 0; // no update: the saved weights are the warm start
+  p5.train.weightDecay = 0;
+  const wide = path.join(dir, 'warm-k5');
+  await trainVideo({ preset: p5, out: wide, workers: 1, backend: 'wasm', quiet: true, checkEvery: 0, initVideo: old });
+  const a = await loadCheckpoint(old, { ema: true }), b = await loadCheckpoint(wide);
+  assert.is((b.config.training as { initVideo?: { name: string } }).initVideo?.name, 'warm-k3');
+  const ma = new UNetModel(a.config.model, splitFlat(flatLayout(modelParamSpecs(a.config.model)), a.ema!));
+  const mb = new UNetModel(b.config.model, splitFlat(flatLayout(modelParamSpecs(b.config.model)), b.params));
+  try {
+    const S = a.config.model.sampleSize, fr = S * S, rng = new Rng(5);
+    const win5 = rng.normals(6 * fr); // 5 context frames + 1 target
+    const win3 = win5.slice(2 * fr); // the newest 3 context frames + the same target
+    const run = (m: InstanceType<typeof UNetModel>, x: Float32Array, n: number, t: number[]) =>
+      tf.tidy(() => m.forward(tf.tensor4d(x, [n, S, S, 1]), tf.tensor1d(t)).dataSync() as Float32Array).slice((n - 1) * fr);
+    const ya = run(ma, win3, 4, [0, 0, 0, 400]), yb = run(mb, win5, 6, [0, 0, 0, 0, 0, 400]);
+    let d = 0, s = 0;
+    for (let i = 0; i < fr; i++) { d = Math.max(d, Math.abs(ya[i] - yb[i])); s += Math.abs(ya[i]); }
+    assert.ok(s > 1e-3, 'the model output is zero: the comparison would be vacuous');
+    assert.ok(d < 1e-5, `warm-started K=5 model differs from the K=3 one by ${d}`);
+  } finally { ma.dispose(); mb.dispose(); }
+  // the layout rule against a hand-made case: cin 1, K0 1 -> K 2, cout 1: [tgt, ctx] -> [tgt, 0, ctx]
+  const w = Float32Array.from({ length: 18 }, (_, i) => i + 1);
+  const e = extendContextConvIn(w, 1, 1, 2);
+  for (let k = 0; k < 9; k++) assert.equal([e[3 * k], e[3 * k + 1], e[3 * k + 2]], [w[2 * k], 0, w[2 * k + 1]]);
+  // refusals: fewer context frames than the source, another trunk, an image checkpoint
+  const refused = async (p: ReturnType<typeof tiny>, name: string, re: RegExp, init = old) => {
+    let msg = '';
+    try { await trainVideo({ preset: p, out: path.join(dir, name), workers: 1, backend: 'wasm', quiet: true, checkEvery: 0, initVideo: init }); } catch (e) { msg = (e as Error).message; }
+    assert.match(msg, re);
+    assert.not.ok(fs.existsSync(path.join(dir, name)), `${name}: nothing written`);
+  };
+  await refused(concat(2, 1), 'warm-bad1', /context frames \(3 > 2\)/);
+  const other = concat(5, 1); other.model.blockOutChannels = other.model.blockOutChannels.map((c: number) => c * 2);
+  await refused(other, 'warm-bad2', /blockOutChannels/);
+  await refused(tiny(1), 'warm-bad3', /conditioning/);
+});
+
 test('train-video CLI: recipe flags reach config.json; bad values are one error line and write nothing', () => {
   const out = path.join(dir, 'cli-flags');
   const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--out', out, '--seed', '4',
-    '--context-dropout', '0.25', '--independent-t', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
+    '--context-dropout', '0.25', '--independent-t', '--context-frames', '4', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
   assert.equal(cfg.objective, { prediction: 'x0', weighting: 'min-snr', snrGamma: 2 });
   assert.is(cfg.training.contextDropout, 0.25);
   assert.is(cfg.training.independentT, true);
+  assert.equal([cfg.model.video.contextFrames, cfg.model.video.frames], [4, 7], '--context-frames keeps the 3 targets of mmnist-tiny');
   assert.not.ok(fs.existsSync(path.join(out, 'context-use.jsonl')), '--check-every 0 logs no check');
   for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--prediction', 'noise', /prediction/]] as const) {
     const bad = path.join(dir, `cli-bad${flag}`);
