@@ -91,12 +91,18 @@ export class MovingMnistClip {
     return this.t;
   }
 
-  /** Render the current frame into out (uint8 [size*size]) and advance the dynamics. */
-  next(out = new Uint8Array(this.cfg.size * this.cfg.size)): Uint8Array {
+  /**
+   * Render the current frame into out (uint8 [size*size]) and advance the dynamics. `offsets`
+   * ([dx0, dy0, dx1, dy1, ...], canvas px) draws each digit displaced from its true position
+   * (clamped to the canvas; training-time context jitter): the dynamics and the recorded truth
+   * are unchanged.
+   */
+  next(out = new Uint8Array(this.cfg.size * this.cfg.size), offsets?: ArrayLike<number>): Uint8Array {
     const S = this.cfg.size;
     out.fill(0);
+    const at = (i: number) => (offsets ? Math.min(this.free, Math.max(0, this.pos[i] + offsets[i])) : this.pos[i]);
     for (let d = 0; d < this.cfg.digits; d++) {
-      const x = Math.round(this.pos[2 * d]), y = Math.round(this.pos[2 * d + 1]);
+      const x = Math.round(at(2 * d)), y = Math.round(at(2 * d + 1));
       const img = this.truth[d].index * DIGIT * DIGIT;
       for (let r = 0; r < DIGIT; r++) {
         const row = (y + r) * S + x;

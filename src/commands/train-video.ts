@@ -25,6 +25,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('lr', { type: 'number' })
     .option('context-noise', { type: 'number', describe: 'context noise augmentation: context timesteps drawn from 0..N (0 = clean context)' })
     .option('context-dropout', { type: 'number', describe: 'probability of training a window with a blank context (0 = never; history guidance needs > 0)' })
+    .option('context-jitter', { type: 'number', describe: 'context jitter in canvas px: each context frame draws every digit displaced by N(0, sigma^2) per axis from its true position, the targets stay on the true trajectory (trains the model to follow the true motion through its own position errors; 0 = off)' })
     .option('independent-t', { type: 'boolean', describe: 'one noise level per target frame (Diffusion Forcing) instead of one per window' })
     .option('prediction', { choices: ['epsilon', 'v', 'x0'], describe: "what the network predicts (default: the preset's)" })
     .option('loss-weighting', { choices: ['uniform', 'min-snr'], describe: "per-timestep loss weight (default: the preset's)" })
@@ -49,6 +50,11 @@ export const trainVideoCommand: CommandModule<any, any> = {
       const d = Number(a.contextDropout);
       if (!(d >= 0 && d < 1)) throw new DriftlabError(`--context-dropout must be in [0, 1), got ${a.contextDropout}`);
       tc.contextDropout = d;
+    }
+    if (a.contextJitter !== undefined) {
+      const j = Number(a.contextJitter);
+      if (!(j >= 0 && j <= p.data.size)) throw new DriftlabError(`--context-jitter must be in [0, ${p.data.size}] canvas px, got ${a.contextJitter}`);
+      tc.contextJitter = j;
     }
     if (a.independentT !== undefined) tc.independentT = a.independentT;
     if (a.prediction !== undefined) p.objective.prediction = a.prediction;

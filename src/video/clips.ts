@@ -30,17 +30,21 @@ export function modelFrameSize(data: MovingMnistConfig & { pool: number }): numb
 }
 
 /** Frames [start, start+F) of clip k as float32 [F*S*S] in [-1,1]. */
-export function clipWindow(mm: MovingMnist, pool: number, k: number, F: number, start = 0): Float32Array {
+export function clipWindow(mm: MovingMnist, pool: number, k: number, F: number, start = 0, jitter?: WindowJitter): Float32Array {
   const S0 = mm.config.size, S = S0 / pool;
   const clip = mm.clip(k, false);
   const buf = new Uint8Array(S0 * S0);
   const out = new Float32Array(F * S * S);
   for (let t = 0; t < start + F; t++) {
-    clip.next(buf);
+    const f = t - start;
+    clip.next(buf, jitter && f >= 0 && f < jitter.frames ? Float64Array.from(jitter.rng.normals(2 * mm.config.digits), (v) => v * jitter.sigma) : undefined);
     if (t >= start) poolFrame(buf, S0, pool, out, (t - start) * S * S);
   }
   return out;
 }
+
+/** Draw the first `frames` frames of a window with every digit displaced by N(0, sigma^2) canvas px per axis. */
+export interface WindowJitter { sigma: number; frames: number; rng: Rng }
 
 export interface ClipStreamOptions {
   data: MovingMnistConfig & { pool: number };
@@ -54,6 +58,13 @@ export interface ClipStreamOptions {
   contextDropout?: number;
   /** Diffusion Forcing (Chen et al. 2024): every target frame draws its own t (default: one t per window) */
   independentT?: boolean;
+  /**
+   * context jitter (canvas px): each context frame draws every digit displaced from its true
+   * position by N(0, sigma^2) per axis, independently per frame, while the targets stay on the
+   * true trajectory; the model learns to predict the true continuation from a trajectory observed
+   * with position errors, the kind its own frames make in a rollout (0 = off)
+   */
+  contextJitter?: number;
 }
 
 export class ClipStream implements BatchStream {
@@ -72,7 +83,9 @@ export class ClipStream implements BatchStream {
     const w = new Float32Array(B * F);
     const drop = this.o.contextDropout ?? 0;
     for (let b = 0; b < B; b++) {
-      x0.set(clipWindow(this.mm, this.o.data.pool, this.nextClip++, F), b * F * S * S);
+      const sigma = this.o.contextJitter ?? 0;
+      // the jitter draws from the training rng only when on, so older recipes replay the very same stream
+      x0.set(clipWindow(this.mm, this.o.data.pool, this.nextClip++, F, 0, sigma > 0 ? { sigma, frames: K, rng } : undefined), b * F * S * S);
       const tTarget = rng.int(T);
       const tContext = maxContextT > 0 ? rng.int(maxContextT + 1) : 0;
       // draws only when the option is on, so older recipes replay the very same stream

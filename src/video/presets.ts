@@ -26,6 +26,8 @@ export interface VideoTrainConfig extends Hyper {
   maxContextT: number;
   /** probability of training a window with a blank context (0 = never); see clips.ts */
   contextDropout?: number;
+  /** context jitter: context frames draw the digits displaced by N(0, sigma^2) canvas px (clips.ts ClipStreamOptions.contextJitter) */
+  contextJitter?: number;
   /** one t per target frame (Diffusion Forcing) instead of one per window */
   independentT?: boolean;
 }

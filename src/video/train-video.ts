@@ -47,6 +47,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   if (!(tc.batchSize >= 1 && Number.isInteger(tc.batchSize))) throw new DriftlabError(`--batch-size must be a positive integer, got ${tc.batchSize}`);
   if (!(tc.maxContextT >= 0 && tc.maxContextT < p.schedule.timesteps)) throw new DriftlabError(`--context-noise must be in 0..${p.schedule.timesteps - 1}, got ${tc.maxContextT}`);
   if (tc.contextDropout !== undefined && !(tc.contextDropout >= 0 && tc.contextDropout < 1)) throw new DriftlabError(`--context-dropout must be in [0, 1), got ${tc.contextDropout}`);
+  if (tc.contextJitter !== undefined && !(tc.contextJitter >= 0 && tc.contextJitter <= p.data.size)) throw new DriftlabError(`--context-jitter must be in [0, ${p.data.size}] canvas px, got ${tc.contextJitter}`);
   if (modelFrameSize(p.data) !== p.model.sampleSize) {
     throw new DriftlabError(`data frames are ${modelFrameSize(p.data)}px (canvas ${p.data.size} / pool ${p.data.pool}) but the model takes ${p.model.sampleSize}px`);
   }
@@ -71,7 +72,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   };
   const stream = new ClipStream({
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
-    maxContextT: tc.maxContextT, T: p.schedule.timesteps, contextDropout: tc.contextDropout, independentT: tc.independentT,
+    maxContextT: tc.maxContextT, T: p.schedule.timesteps, contextDropout: tc.contextDropout, independentT: tc.independentT, contextJitter: tc.contextJitter,
   });
   return runTraining({
     label: `train-video ${p.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize * v.frames, total: tc.steps,

@@ -34,6 +34,39 @@ test('clip windows: pooled frames in [-1,1], context weighted 0, targets share o
   assert.equal(s.state(), { kind: 'moving-mnist-clips', nextClip: 2 });
 });
 
+test('context jitter: context frames draw displaced digits, targets and the dynamics stay true, off replays the old stream', () => {
+  // one digit, integer offsets away from the walls: the frame is the true frame shifted
+  const cfg = { size: 64, digits: 1, speedMin: 3.6, speedMax: 3.6, stochastic: false, split: 'train' as const };
+  const mm = new MovingMnist(cfg, 3);
+  let k = 0;
+  for (; ; k++) { const c = mm.clip(k, true); c.next(); const [x, y] = c.truth[0].positions[0]; if (x > 4 && x < 32 && y > 4 && y < 32) break; }
+  const a = mm.clip(k, true), b = mm.clip(k, true);
+  const fa = a.next(), fb = b.next(undefined, [3, -2]);
+  let n = 0;
+  for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) {
+    const src = y + 2 < 64 && x - 3 >= 0 ? fa[(y + 2) * 64 + x - 3] : 0;
+    assert.is(fb[y * 64 + x], src); n += src > 0 ? 1 : 0;
+  }
+  assert.ok(n > 50, 'the digit drew nothing');
+  assert.equal(b.truth[0].positions, a.truth[0].positions, 'the recorded truth is the true position');
+  assert.equal(Array.from(b.next()), Array.from(a.next()), 'the dynamics do not see the jitter');
+  // the stream: same targets, other contexts; 0 = the stream without the option
+  const p = tiny(1);
+  const opts = { data: p.data, seed: 1, batchSize: 3, frames: 6, contextFrames: 3, maxContextT: 0, T: 1000 };
+  const plain = new ClipStream(opts).next(new Rng(0));
+  assert.equal(Array.from(new ClipStream({ ...opts, contextJitter: 0 }).next(new Rng(0)).x0), Array.from(plain.x0));
+  const j1 = new ClipStream({ ...opts, contextJitter: 2 }).next(new Rng(0)), j2 = new ClipStream({ ...opts, contextJitter: 2 }).next(new Rng(0));
+  assert.equal(Array.from(j1.x0), Array.from(j2.x0), 'same rng, same jitter');
+  const fr = (p.data.size / p.data.pool) ** 2;
+  let ctxDiff = 0;
+  for (let w = 0; w < 3; w++) for (let f = 0; f < 6; f++) {
+    const o = (w * 6 + f) * fr, same = plain.x0.subarray(o, o + fr).every((v, i) => v === j1.x0[o + i]);
+    if (f >= 3) assert.ok(same, `target frame ${f} of window ${w} changed`);
+    else ctxDiff += same ? 0 : 1;
+  }
+  assert.ok(ctxDiff >= 6, `only ${ctxDiff} of 9 context frames moved under 2 px jitter`);
+});
+
 test('a short mmnist-tiny training lowers the loss; resume equals the uninterrupted run', async () => {
   await ensureWasm();
   const full = await trainVideo({ preset: tiny(30), out: path.join(dir, 'full'), workers: 1, backend: 'wasm', quiet: true });
@@ -129,15 +162,16 @@ test('--init-video: a concat model warm-started with more context frames compute
 test('train-video CLI: recipe flags reach config.json; bad values are one error line and write nothing', () => {
   const out = path.join(dir, 'cli-flags');
   const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--out', out, '--seed', '4',
-    '--context-dropout', '0.25', '--independent-t', '--context-frames', '4', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
+    '--context-dropout', '0.25', '--independent-t', '--context-frames', '4', '--context-jitter', '1.5', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
   assert.equal(cfg.objective, { prediction: 'x0', weighting: 'min-snr', snrGamma: 2 });
   assert.is(cfg.training.contextDropout, 0.25);
   assert.is(cfg.training.independentT, true);
+  assert.is(cfg.training.contextJitter, 1.5);
   assert.equal([cfg.model.video.contextFrames, cfg.model.video.frames], [4, 7], '--context-frames keeps the 3 targets of mmnist-tiny');
   assert.not.ok(fs.existsSync(path.join(out, 'context-use.jsonl')), '--check-every 0 logs no check');
-  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--prediction', 'noise', /prediction/]] as const) {
+  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/]] as const) {
     const bad = path.join(dir, `cli-bad${flag}`);
     const b = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '1', '--workers', '1', '--out', bad, flag, value], { encoding: 'utf8' });
     assert.ok(b.status !== 0, `${flag} ${value} accepted`);
