@@ -69,12 +69,13 @@ export async function imageToVideo(o: ImageToVideoOptions): Promise<{ dir: strin
     return row;
   });
   rows.push(...baselineRows(arms[0].study, frames, N, (name) => ({ model: name, 'final train loss': '-', 'train s': '-' }), (c) => ({ 'FrechetFD last bin': arms[0].study.metrics.frechet.get(c)?.frechet.at(-1) ?? NaN })));
-  const head = `image-to-video: ${o.preset}, ${o.trainSteps} video steps per arm (seed ${o.seed}); image model ${initImage}${imageSeconds !== null ? ` (trained here, ${Math.round(imageSeconds)} s)` : ''}; drift over ${N} rollouts x ${H} frames, DDIM ${o.steps} steps, corrector none.\n\n`;
+  const head = `image-to-video: ${o.preset}, ${o.trainSteps} video steps per arm (seed ${o.seed}); image model ${path.basename(path.resolve(initImage))}${imageSeconds !== null ? ` (trained here, ${Math.round(imageSeconds)} s)` : ''}; drift over ${N} rollouts x ${H} frames, DDIM ${o.steps} steps, corrector none.\n\n`;
   await run.write('table.md', head + markdownTable(rows));
   await run.write('results.json', JSON.stringify({ options: { ...o, log: undefined }, initImage, imageSeconds, rows, summaries: arms.map((r) => ({ arm: r.arm.name, ckpt: r.ckpt, summary: r.study.summary })) }, null, 2) + '\n');
   for (const key of ['mse', 'ssim', 'traj'] as const) {
     writeChart(path.join(run.dir, `${key}-vs-frame`), {
-      title: `${key} against frame: image-initialised vs from scratch`, xlabel: 'generated frame k', ylabel: key,
+      title: `${key} against frame: image-initialised vs from scratch`, xlabel: 'generated frame k',
+      ylabel: { mse: 'MSE (frames in [0,1])', ssim: 'SSIM', traj: 'trajectory error (canvas px)' }[key],
       series: arms.map((r) => curve(r.study, 'none', key, r.arm.name, H, N)),
     });
   }
