@@ -13,6 +13,7 @@ export function correctorContext(p: Pipeline, rng: Rng, contextFrames?: number):
     net: p.net, schedule: p.schedule, prediction: p.config.objective.prediction, frames: v.frames,
     contextFrames: contextFrames ?? v.contextFrames, size: p.config.model.sampleSize,
     trainedContextT: Number((p.config.training as any)?.maxContextT ?? 0), rng, modelId: modelId(p),
+    trainedContextDropout: p.config.training ? Number((p.config.training as any).contextDropout ?? 0) : undefined,
     window: {
       conditioning: v.conditioning ?? 'attention', causal: !!v.causal,
       temporalLayers: v.temporal.filter(Boolean).length + (v.temporalMid ? 1 : 0),

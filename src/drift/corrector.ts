@@ -49,6 +49,11 @@ export interface CorrectorContext {
   size: number;
   /** the context-noise level the model was trained with (0 if none) */
   trainedContextT: number;
+  /**
+   * the context-dropout probability the model was trained with (0: it never saw a blank context);
+   * absent when unknown (a hand-built context, or a checkpoint without a training record)
+   */
+  trainedContextDropout?: number;
   rng: Rng;
   /** identifies the model a fitted corrector belongs to (checked when loading) */
   modelId: string;

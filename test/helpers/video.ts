@@ -15,6 +15,7 @@ export function tinyVideoPipeline(dir: string, steps = 3): { ckpt: string; pipel
       await ensureWasm();
       const p = getVideoPreset('mmnist-tiny');
       p.train.steps = steps;
+      p.train.contextDropout = 0.1; // history guidance needs a model that saw blank contexts
       await trainVideo({ preset: p, out: ckpt, workers: 1, backend: 'wasm', quiet: true });
       pipe = await loadPipeline(ckpt, 'ema', { engine: 'tfjs' });
       return pipe;

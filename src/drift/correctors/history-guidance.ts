@@ -9,7 +9,8 @@
  *
  * w = 1 is the unguided sampler (and costs nothing: the second call is skipped); w > 1 pushes
  * the targets towards what the context explains. The blank frames are shown at the same noise
- * level, with the same noise, as the real context. Config: {"w": 1.5}.
+ * level, with the same noise, as the real context. Config: {"w": 1.5}. A model whose training record
+ * says it never saw a blank context (training.contextDropout 0) is refused unless {"force": true}.
  */
 import * as tf from '@tensorflow/tfjs';
 import { DriftlabError } from '../../util/errors.js';
@@ -22,6 +23,10 @@ export const BLANK = -1;
 registerCorrector('history-guidance', 'guidance by the history: eps(none) + w (eps(context) - eps(none)) at every denoising step', (ctx, config) => {
   const w = Number(config.w ?? 1.5);
   if (!Number.isFinite(w) || w < 0) throw new DriftlabError(`history-guidance: "w" must be a non-negative number, got ${config.w}`);
+  // eps(no context) is only a model of p(x | no history) if training showed blank contexts
+  if (w !== 1 && ctx.trainedContextDropout === 0 && config.force !== true) {
+    throw new DriftlabError('history-guidance: this model was trained without context dropout (training.contextDropout 0), so its "no context" prediction is untrained; train with --context-dropout 0.1, or set {"force": true}');
+  }
   return {
     name: 'history-guidance',
     describe: () => ({ w }),
