@@ -156,8 +156,9 @@ async function trainRows(p: Preset, batch: TrainBatch, params: Float32Array, wor
     }
   }
   arms.forEach((a, k) => {
-    process.stderr.write(`  train step, ${B} clips x ${F} frames, ${a.label}: median ${median(ms[k]).toFixed(0)} ms over ${iters} (interleaved)\n`);
-    rows.push({ what: 'video train', engine: a.label, threads: a.threads, clipsPerSec: (B * 1000) / median(ms[k]), msMedian: median(ms[k]), msAll: ms[k] });
+    const paired = median(ms[k].map((v, i) => v / ms[0][i])); // per-round time ratio to tfjs workers
+    process.stderr.write(`  train step, ${B} clips x ${F} frames, ${a.label}: median ${median(ms[k]).toFixed(0)} ms over ${iters} (interleaved); per-round time ratio to tfjs, median ${paired.toFixed(3)}\n`);
+    rows.push({ what: 'video train', engine: a.label, threads: a.threads, clipsPerSec: (B * 1000) / median(ms[k]), msMedian: median(ms[k]), pairedRatioToTfjs: paired, msAll: ms[k] });
   });
   for (const a of arms) await a.close();
 }

@@ -178,10 +178,13 @@ async function main() {
           ms[k].push(performance.now() - t0);
         }
       }
+      // the machine's speed may drift over a sitting: each round's ratio to the one-session all-threads mode, then the median
+      const base = modes.findIndex((m) => m.sessions === 1 && m.threads === workers);
       modes.forEach((m, k) => {
         const label = `${m.sessions} session${m.sessions > 1 ? 's' : ''} x ${m.threads} thread${m.threads > 1 ? 's' : ''}`;
-        process.stderr.write(`  onnx train step, batch 64, ${label}: median ${median(ms[k]).toFixed(0)} ms over ${iters} (interleaved)\n`);
-        rows.push({ what: 'train', engine: `onnx ${label}`, sessions: m.sessions, threadsPerSession: m.threads, threads: m.sessions * m.threads, imgPerSec: (B * 1000) / median(ms[k]), msMedian: median(ms[k]), msAll: ms[k] });
+        const paired = base >= 0 ? median(ms[k].map((v, i) => v / ms[base][i])) : NaN;
+        process.stderr.write(`  onnx train step, batch 64, ${label}: median ${median(ms[k]).toFixed(0)} ms over ${iters} (interleaved); per-round time ratio to 1 session x ${workers} threads, median: ${paired.toFixed(3)}\n`);
+        rows.push({ what: 'train', engine: `onnx ${label}`, sessions: m.sessions, threadsPerSession: m.threads, threads: m.sessions * m.threads, imgPerSec: (B * 1000) / median(ms[k]), msMedian: median(ms[k]), pairedRatio: paired, msAll: ms[k] });
       });
       for (const e of engines) await e.close();
     }

@@ -39,6 +39,8 @@ export interface OnnxDpOptions {
   workers: number;
   /** intra-op threads per worker (default 1) */
   threads?: number;
+  /** intra-op threads of the optimizer session on the main thread (default 1) */
+  optimizerThreads?: number;
 }
 
 interface Reply { ready?: boolean; loss?: number; built?: number; closed?: boolean; error?: string }
@@ -130,7 +132,7 @@ export class OnnxDpTrainer implements OnnxStepper {
     const G = frames ?? 1;
     if (rows % G !== 0 || rows / G < W) throw new DriftlabError(`--workers ${W}: a batch of ${rows / G} ${frames ? 'clips' : 'images'} cannot be split over ${W} workers (shards keep clips whole); lower --workers`);
     // the optimizer is elementwise and short: one thread, so no idle intra-op pool spins beside the workers
-    const { ort, session: optimizer, line } = await openSession(buildOptimizerGraph(config, adam).bytes, { threads: 1 });
+    const { ort, session: optimizer, line } = await openSession(buildOptimizerGraph(config, adam).bytes, { threads: o.optimizerThreads ?? 1 });
     const version = line.match(/onnxruntime-node (\S+)/)?.[1] ?? '?';
     const options = cpuSessionOptions(threads).options;
     const paramsSab = new SharedArrayBuffer(layout.size * 4);
@@ -182,6 +184,9 @@ export class OnnxDpTrainer implements OnnxStepper {
 
   readState(into: Record<Slot, Float32Array>): void { this.state.read(into); }
 
+  /** wall ms of the last step's phases (bench/profile): workers' gradients, the sum, the optimizer run */
+  readonly phases = { grads: 0, combine: 0, optimizer: 0 };
+
   async step(b: GraphBatch, h: StepHyper): Promise<{ loss: number; gradNorm: number }> {
     if (this.closed) throw new Error('onnx data-parallel trainer: used after release()');
     try {
@@ -193,6 +198,7 @@ export class OnnxDpTrainer implements OnnxStepper {
   }
 
   private async stepOnce(b: GraphBatch, h: StepHyper): Promise<{ loss: number; gradNorm: number }> {
+    const t0 = performance.now();
     const rows = b.w.length, G = this.frames ?? 1;
     if (rows % G !== 0) throw new DriftlabError(`a batch of ${rows} rows is not whole clips of ${G} frames`);
     const n = Math.min(this.slots.length, rows / G);
@@ -219,12 +225,15 @@ export class OnnxDpTrainer implements OnnxStepper {
     for (let k = 0; k < n; k++) loss += share[k] * losses[k];
     // a non-finite loss keeps the last good state (as the tfjs engine does, which never applies it)
     if (!Number.isFinite(loss)) return { loss, gradNorm: NaN };
+    const t1 = performance.now();
     this.combine(share);
+    const t2 = performance.now();
     const feeds: Record<string, OrtTensor> = { ...this.gFeeds, ...stepScalarFeeds(this.ort, this.adam, h) };
     this.state.feed(feeds);
     const r = await this.optimizer.run(feeds);
     this.state.update(r);
     this.layout.specs.forEach((s, i) => this.params.set(r[`new_p:${s.name}`].data as Float32Array, this.layout.offsets[i]));
+    Object.assign(this.phases, { grads: t1 - t0, combine: t2 - t1, optimizer: performance.now() - t2 });
     return { loss, gradNorm: (r.grad_norm.data as Float32Array)[0] };
   }
 
