@@ -5,6 +5,10 @@
  * Median of --iters timed iterations after --warmup. Then rollout frames/s per corrector
  * (N = 4 rollouts, DDIM 10 steps per frame, chunk 1) on --rollout-engines tfjs,onnx (--rollouts no
  * skips them).
+ *   --only train   the training rows alone: tfjs with --workers workers (grad, clip, AdamW), and
+ *                  the onnx engine's whole step (with EMA) as one session x all cores' threads
+ *                  and as --workers data-parallel sessions x 1 thread (engine/onnx-train-dp.ts),
+ *                  the three interleaved, the order rotated each iteration
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,6 +22,9 @@ import { makeSchedule } from '../src/diffusion/schedule.js';
 import { GradWorkerPool } from '../src/diffusion/workers.js';
 import { exportOnnx } from '../src/engine/export.js';
 import { OnnxUNet } from '../src/engine/onnx-engine.js';
+import { OnnxTrainEngine } from '../src/engine/onnx-train.js';
+import { DEFAULT_ADAMW } from '../src/diffusion/optim.js';
+import type { TrainBatch } from '../src/diffusion/grad.js';
 import { ClipStream } from '../src/video/clips.js';
 import { getVideoPreset } from '../src/video/presets.js';
 import { Rng } from '../src/util/rng.js';
@@ -54,6 +61,10 @@ async function main() {
   const schedule = makeSchedule(p.schedule);
   const size = model.layout.size, params = model.getFlat(), grad = new Float32Array(size), adam = new AdamW(size);
   const rows: Record<string, unknown>[] = [];
+  if (opt('only', 'all') === 'train') {
+    await trainRows(p, batch, params, workers, backend, warmup, iters, rows);
+    return report(p, model, info.line, iters, warmup, rows);
+  }
   const msTrain1 = await timeIt(`train step, ${B} clips x ${F} frames, in-process`, warmup, iters, () => {
     grad.fill(0); lossAndGrad(model, schedule, p.objective, batch, 1, grad); clipGradNorm(grad, 1); adam.step(params, grad); model.setFlat(params);
   });
@@ -115,16 +126,55 @@ async function main() {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   }
+  report(p, model, info.line, iters, warmup, rows);
+}
+
+type Preset = ReturnType<typeof getVideoPreset>;
+
+async function trainRows(p: Preset, batch: TrainBatch, params: Float32Array, workers: number, backend: BackendName, warmup: number, iters: number, rows: Record<string, unknown>[]) {
+  const B = p.train.batchSize, F = p.model.video!.frames, size = params.length;
+  const config = { format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective };
+  const state = () => ({ params: params.slice(), ema: params.slice(), m: new Float32Array(size), v: new Float32Array(size), adamStep: 0 });
+  const cores = os.availableParallelism();
+  const arms: { label: string; engine: string; threads: number; step: () => Promise<unknown>; close: () => Promise<void> }[] = [];
+  const pool = await GradWorkerPool.create(workers, { backend, model: p.model, schedule: p.schedule, objective: p.objective, size });
+  const tp = params.slice(), grad = new Float32Array(size), adam = new AdamW(size);
+  arms.push({ label: `tfjs ${workers} workers`, engine: 'tfjs', threads: workers, step: async () => { await pool.lossAndGrad(tp, batch, grad); clipGradNorm(grad, 1); adam.step(tp, grad); }, close: () => pool.close() });
+  const settings = { lr: 1e-4, gradClip: 1, emaDecay: 0.9995 };
+  for (const [w, th] of [[1, cores], [workers, 1]]) {
+    const e = await OnnxTrainEngine.create({ config, adam: DEFAULT_ADAMW, state: state(), rows: B * F, workers: w, backend, threads: th, say: null });
+    arms.push({ label: `onnx ${w} session${w > 1 ? 's' : ''} x ${th} thread${th > 1 ? 's' : ''}`, engine: 'onnx', threads: w * th, step: () => e.step(batch, settings), close: () => e.close() });
+  }
+  for (let i = 0; i < warmup; i++) for (const a of arms) await a.step();
+  const ms = arms.map(() => [] as number[]);
+  for (let i = 0; i < iters; i++) {
+    for (let j = 0; j < arms.length; j++) {
+      const k = (i + j) % arms.length;
+      const t0 = performance.now();
+      await arms[k].step();
+      ms[k].push(performance.now() - t0);
+    }
+  }
+  arms.forEach((a, k) => {
+    const paired = median(ms[k].map((v, i) => v / ms[0][i])); // per-round time ratio to tfjs workers
+    process.stderr.write(`  train step, ${B} clips x ${F} frames, ${a.label}: median ${median(ms[k]).toFixed(0)} ms over ${iters} (interleaved); per-round time ratio to tfjs, median ${paired.toFixed(3)}\n`);
+    rows.push({ what: 'video train', engine: a.label, threads: a.threads, clipsPerSec: (B * 1000) / median(ms[k]), msMedian: median(ms[k]), pairedRatioToTfjs: paired, msAll: ms[k] });
+  });
+  for (const a of arms) await a.close();
+}
+
+function report(p: Preset, model: UNetModel, backendLine: string, iters: number, warmup: number, rows: Record<string, unknown>[]) {
+  const v = p.model.video!, S = p.model.sampleSize, F = v.frames, B = p.train.batchSize;
   const result = {
-    preset: p.name, frames: F, size: S, clipsPerStep: B, params: model.numParams, backend: info.line, cores: os.availableParallelism(),
+    preset: p.name, frames: F, size: S, clipsPerStep: B, params: model.numParams, backend: backendLine, cores: os.availableParallelism(),
     cpu: os.cpus()[0]?.model, node: process.version, date: new Date().toISOString(), iters, warmup,
     command: `node dist/bench/bench-video.js ${argv.slice(2).join(' ')}`.trim(), rows,
   };
-  process.stdout.write(`\n${p.name} space-time U-Net (${model.numParams.toLocaleString('en-US')} params), ${S}x${S}, windows of ${F}, ${info.line}\n`);
+  process.stdout.write(`\n${p.name} space-time U-Net (${model.numParams.toLocaleString('en-US')} params), ${S}x${S}, windows of ${F}, ${backendLine}\n`);
   for (const r of rows) {
     const val = r.clipsPerSec !== undefined ? `${(r.clipsPerSec as number).toFixed(2)} clips/s` : `${(r.framesPerSec as number).toFixed(1)} frames/s`;
     const who = r.what === 'rollout' ? `${String(r.corrector).padEnd(13)} N=${r.rollouts}, DDIM ${r.ddimSteps}/frame` : `${String(r.threads).padStart(2)} thread(s)`;
-    process.stdout.write(`  ${String(r.what).padEnd(14)} ${String(r.engine).padEnd(5)} ${who}  ${val}\n`);
+    process.stdout.write(`  ${String(r.what).padEnd(14)} ${String(r.engine).padEnd(27)} ${who}  ${val}\n`);
   }
   const out = opt('out', path.join('bench', 'results', 'video-latest.json'));
   fs.mkdirSync(path.dirname(out), { recursive: true });

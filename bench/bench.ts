@@ -7,9 +7,11 @@
  *               float32 and int8 (engine/quantize.ts: dynamic, and static calibrated on 512 noisy
  *               MNIST digits), the three timed interleaved (A/B/C per iteration)
  *   ddim50      seconds to sample 64 digits with DDIM-50 on each engine (noise and steps on tfjs)
- *   onnx train  the whole step (forward, backward, clip, AdamW, EMA) as one onnxruntime graph
- *               (engine/onnx-train.ts), state kept in onnxruntime tensors; 1 and --workers
- *               intra-op threads, one session at a time
+ *   onnx train  the whole step (forward, backward, clip, AdamW, EMA) on onnxruntime
+ *               (engine/onnx-train.ts), state kept in onnxruntime tensors: one session x 1 and
+ *               x --workers intra-op threads (the step as one graph), and --workers data-parallel
+ *               sessions x 1 thread (engine/onnx-train-dp.ts: gradient graphs in worker threads,
+ *               the optimizer graph on the main thread); the three timed interleaved
  * Median of --iters timed iterations after --warmup. Rows: in-process (1 thread) and the
  * data-parallel trainer with --workers threads; --only fwd|train|onnx|onnx-train|sample picks a
  * group (train includes onnx-train).
@@ -152,16 +154,39 @@ async function main() {
     const status = await loadOrt();
     if (!status.ort) process.stderr.write(`  onnx train rows skipped: ${status.error}\n`);
     else {
-      for (const threads of [...new Set([1, workers])]) {
-        const e = await OnnxTrainEngine.create({
+      // one session x 1 thread, one session x --workers threads, --workers data-parallel sessions x 1 thread:
+      // built side by side and timed interleaved, the order rotated each iteration (a 2-thread
+      // session's idle pool spins for a moment after its run: that cost falls on each mode in turn)
+      const modes = [{ sessions: 1, threads: 1 }, { sessions: 1, threads: workers }, { sessions: workers, threads: 1 }]
+        .filter((m, i, all) => all.findIndex((x) => x.sessions === m.sessions && x.threads === m.threads) === i);
+      const engines = [];
+      for (const m of modes) {
+        engines.push(await OnnxTrainEngine.create({
           config: { format: CHECKPOINT_FORMAT, model: SPEC_UNET, schedule: DEFAULT_SCHEDULE, objective: DEFAULT_OBJECTIVE }, adam: DEFAULT_ADAMW,
           state: { params: params.slice(), ema: params.slice(), m: new Float32Array(size), v: new Float32Array(size), adamStep: 0 },
-          rows: B, workers: 1, backend, threads,
-        });
-        const mo = await timeIt(`onnx train step, batch 64, ${threads} thread(s)`, warmup, iters, async () => { await e.step(batch, { lr: 1e-4, gradClip: 1, emaDecay: 0.9995 }); });
-        rows.push({ what: 'train', engine: 'onnx', threads, imgPerSec: (B * 1000) / median(mo), msMedian: median(mo), rssMB: process.memoryUsage().rss / 2 ** 20 });
-        await e.close();
+          rows: B, workers: m.sessions, backend, threads: m.threads,
+        }));
       }
+      const settings = { lr: 1e-4, gradClip: 1, emaDecay: 0.9995 };
+      for (let i = 0; i < warmup; i++) for (const e of engines) await e.step(batch, settings);
+      const ms = modes.map(() => [] as number[]);
+      for (let i = 0; i < iters; i++) {
+        for (let j = 0; j < modes.length; j++) {
+          const k = (i + j) % modes.length;
+          const t0 = performance.now();
+          await engines[k].step(batch, settings);
+          ms[k].push(performance.now() - t0);
+        }
+      }
+      // the machine's speed may drift over a sitting: each round's ratio to the one-session all-threads mode, then the median
+      const base = modes.findIndex((m) => m.sessions === 1 && m.threads === workers);
+      modes.forEach((m, k) => {
+        const label = `${m.sessions} session${m.sessions > 1 ? 's' : ''} x ${m.threads} thread${m.threads > 1 ? 's' : ''}`;
+        const paired = base >= 0 ? median(ms[k].map((v, i) => v / ms[base][i])) : NaN;
+        process.stderr.write(`  onnx train step, batch 64, ${label}: median ${median(ms[k]).toFixed(0)} ms over ${iters} (interleaved); per-round time ratio to 1 session x ${workers} threads, median: ${paired.toFixed(3)}\n`);
+        rows.push({ what: 'train', engine: `onnx ${label}`, sessions: m.sessions, threadsPerSession: m.threads, threads: m.sessions * m.threads, imgPerSec: (B * 1000) / median(ms[k]), msMedian: median(ms[k]), pairedRatio: paired, msAll: ms[k] });
+      });
+      for (const e of engines) await e.close();
     }
   }
   const result = {
@@ -171,7 +196,7 @@ async function main() {
   process.stdout.write(`\nreference U-Net (${model.numParams.toLocaleString('en-US')} params), batch ${B}, ${info.line}\n`);
   for (const r of rows) {
     const engine = r.precision && r.precision !== 'float32' ? `${r.engine} ${r.precision}` : r.engine;
-    const head = `  ${String(r.what).padEnd(8)} ${String(engine).padEnd(17)} ${String(r.threads).padStart(2)} thread(s)`;
+    const head = `  ${String(r.what).padEnd(8)} ${String(engine).padEnd(28)} ${String(r.threads).padStart(2)} thread(s)`;
     if (r.what === 'ddim50') process.stdout.write(`${head}  ${(r.seconds as number).toFixed(2).padStart(7)} s for 64 digits (${(r.imgPerSec as number).toFixed(1)} img/s)\n`);
     else process.stdout.write(`${head}  ${(r.imgPerSec as number).toFixed(1).padStart(7)} img/s  (median ${(r.msMedian as number).toFixed(0)} ms/step)\n`);
   }

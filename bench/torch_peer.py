@@ -3,9 +3,10 @@
 Not a dependency of driftlab: run it with Debian's python3-torch (apt-get install python3-torch)
 as `/usr/bin/python3 bench/torch_peer.py --threads 2`. Same network, batch 64, float32,
 AdamW lr 1e-4 wd 0.01, grad-norm clip 1.0; median of >= 10 timed iterations after 3 warm-up.
-Prints one JSON line.
+Prints one JSON line; maxRssMB* are the process's peak RSS (getrusage) after the training timing and
+at the end (compare bench/train-rss.ts).
 """
-import argparse, json, math, platform, statistics, time
+import argparse, json, math, platform, resource, statistics, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -104,10 +105,13 @@ def main():
             t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
         return statistics.median(ts)
 
-    tr, fw = timed(train_step), timed(fwd)
+    tr = timed(train_step)
+    rss_train = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    fw = timed(fwd)
     print(json.dumps({
         'peer': 'pytorch', 'torch': torch.__version__, 'threads': a.threads, 'params': sum(p.numel() for p in net.parameters()),
-        'trainImgPerSec': 64 / tr, 'fwdImgPerSec': 64 / fw, 'cpu': platform.processor() or platform.machine(),
+        'trainImgPerSec': 64 / tr, 'fwdImgPerSec': 64 / fw,
+        'maxRssMBAfterTrain': round(rss_train), 'maxRssMB': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 'cpu': platform.processor() or platform.machine(),
         'command': f'/usr/bin/python3 bench/torch_peer.py --threads {a.threads}',
     }))
 

@@ -126,7 +126,7 @@ export async function videoRecipe(o: VideoRecipeOptions): Promise<{ dir: string;
   }
   if (s0.metrics.trajFloor && sameK) rows.push(trajRow('real (truth)', s0.metrics.trajFloor, s0.K, noModel));
   const budget = o.minutes ? `${o.minutes} minutes of training per arm (at most ${o.trainSteps} steps)` : `${o.trainSteps} training steps per arm`;
-  const head = `video-recipe: base preset ${o.preset}, ${budget}, trained on ${o.trainEngine === 'tfjs' ? `tfjs with ${o.workers} worker(s)` : `engine ${o.trainEngine ?? 'auto'}${o.trainThreads ? ` (${o.trainThreads} thread${o.trainThreads > 1 ? 's' : ''})` : ''}`}, seed ${o.seed}. Context use: x0 MSE with another clip's context / with the true one, ${o.windows ?? 16} held-out windows. Drift: corrector none, ${N} rollouts x ${H} frames, DDIM ${o.steps} steps per frame; means over rollouts.\n\n`;
+  const head = `video-recipe: base preset ${o.preset}, ${budget}, trained on ${o.trainEngine === 'tfjs' ? `tfjs with ${o.workers} worker(s)` : `engine ${o.trainEngine ?? 'auto'} with ${o.workers} worker(s)${o.trainThreads ? ` x ${o.trainThreads} thread${o.trainThreads > 1 ? 's' : ''}` : ''}`}, seed ${o.seed}. Context use: x0 MSE with another clip's context / with the true one, ${o.windows ?? 16} held-out windows. Drift: corrector none, ${N} rollouts x ${H} frames, DDIM ${o.steps} steps per frame; means over rollouts.\n\n`;
   await run.write('table.md', head + markdownTable(rows));
   await run.write('results.json', JSON.stringify({
     options: { ...o, log: undefined },

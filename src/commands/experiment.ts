@@ -38,7 +38,7 @@ const guidance: CommandModule<any, any> = {
 /** what trains the models of an experiment (what samples from them is --engine) */
 const trainEngineOptions = (y: any, what: string) => y
   .option('train-engine', { choices: TRAIN_ENGINES, default: 'auto', describe: `what trains ${what}: onnx (one onnxruntime training graph), tfjs, or auto (onnx where onnxruntime-node loads)` })
-  .option('train-threads', { type: 'number', describe: 'onnx training: intra-op threads (default: all cores)' });
+  .option('train-threads', { type: 'number', describe: 'onnx training: intra-op threads per session (default: cores / --workers, at least 1)' });
 const trainEngineOf = (a: any) => ({
   trainEngine: a.trainEngine as TrainEngineChoice, trainThreads: a.trainThreads === undefined ? undefined : positiveInt('train-threads', a.trainThreads),
 });
@@ -53,7 +53,7 @@ const schedule: CommandModule<any, any> = {
     .option('step-counts', { type: 'string', default: '10,25,50,100,250,1000' })
     .option('n', { type: 'number', default: 1000 })
     .option('guidance', { type: 'number', default: 2 })
-    .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'tfjs training: data-parallel worker threads' })
+    .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'training: data-parallel workers (tfjs backends, or onnx gradient sessions; 1 = one in-process step)' })
     .option('engine', { choices: ['auto', 'tfjs', 'onnx'], default: 'auto', describe: 'what samples for FID' })
     .option('root', { type: 'string', default: 'results' })
     .option('resume', { type: 'string', describe: 'continue an earlier run folder results/schedule-ablation/<run-id>/ (finished training and FID rows are reused)' }),
@@ -83,7 +83,7 @@ const trainOptions = (y: any) => trainEngineOptions(driftOptions(y), 'each arm')
   .option('preset', { type: 'string', default: 'mmnist-small', describe: 'video preset of every arm' })
   .option('train-steps', { type: 'number', default: 1000, describe: 'training steps per arm (equal compute)' })
   .option('batch-size', { type: 'number', describe: 'clips per step (default: the preset\'s)' })
-  .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'tfjs training: data-parallel worker threads' })
+  .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'training: data-parallel workers (tfjs backends, or onnx gradient sessions; 1 = one in-process step)' })
   .option('resume', { type: 'string', describe: 'continue an earlier run folder results/<name>/<run-id>/ (trained models and rollouts are reused)' });
 
 const budget = (a: any) => ({

@@ -33,10 +33,10 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('check-every', { type: 'number', describe: 'log the context-use check to context-use.jsonl every N steps (default: every checkpoint; 0 = never)' })
     .option('stochastic', { type: 'boolean', describe: 'train on SMMNIST (random direction at each bounce)' })
     .option('checkpoint-every', { type: 'number' })
-    .option('engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what runs a training step: onnx (forward, backward and AdamW as one onnxruntime graph), tfjs, or auto (onnx where onnxruntime-node loads)' })
-    .option('device', { choices: TRAIN_DEVICES, default: 'cpu', describe: 'onnx engine: cpu, or cuda where onnxruntime-node was installed with its CUDA provider (README)' })
-    .option('threads', { type: 'number', describe: 'onnx engine: intra-op threads (default: all cores)' })
-    .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'data-parallel worker threads (clips stay whole)' }),
+    .option('engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what runs a training step: onnx (forward, backward and AdamW as onnxruntime graphs; sessions: --workers), tfjs, or auto (onnx where onnxruntime-node loads)' })
+    .option('device', { choices: TRAIN_DEVICES, default: 'cpu', describe: 'onnx engine: cpu, or cuda where onnxruntime-node was installed with its CUDA provider (README; one session, --workers does not apply)' })
+    .option('threads', { type: 'number', describe: 'onnx engine: intra-op threads per session (default: cores / --workers, at least 1; with --workers 1, all cores)' })
+    .option('workers', { type: 'number', default: os.availableParallelism(), describe: `data-parallel workers, clips kept whole (1 = one in-process step). tfjs: one backend each. onnx on cpu: one gradient session each over its shard (the optimizer on the main thread); 1 = one session of the whole step on --threads. Default: the core count, so onnx runs ${os.availableParallelism()} sessions x 1 intra-op thread (measured faster than 1 session x all threads, docs/BENCHMARKS.md session 8). --device cuda: always one session` }),
   handler: async (a) => {
     const p = getVideoPreset(a.preset);
     const tc = p.train;

@@ -39,10 +39,10 @@ export const trainCommand: CommandModule<any, any> = {
     .option('flip', { type: 'boolean', describe: 'random horizontal flips (off: flipped digits are not digits)' })
     .option('idx-images', { type: 'string', describe: 'train on an MNIST IDX images file (plain or .gz) instead of the bundled digits' })
     .option('idx-labels', { type: 'string', describe: 'matching IDX labels file' })
-    .option('engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what runs a training step: onnx (forward, backward and AdamW as one onnxruntime graph), tfjs, or auto (onnx where onnxruntime-node loads)' })
-    .option('device', { choices: TRAIN_DEVICES, default: 'cpu', describe: 'onnx engine: cpu, or cuda where onnxruntime-node was installed with its CUDA provider (README)' })
-    .option('threads', { type: 'number', describe: 'onnx engine: intra-op threads (default: all cores)' })
-    .option('workers', { type: 'number', default: os.availableParallelism(), describe: 'data-parallel worker threads (1 = in-process)' }),
+    .option('engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what runs a training step: onnx (forward, backward and AdamW as onnxruntime graphs; sessions: --workers), tfjs, or auto (onnx where onnxruntime-node loads)' })
+    .option('device', { choices: TRAIN_DEVICES, default: 'cpu', describe: 'onnx engine: cpu, or cuda where onnxruntime-node was installed with its CUDA provider (README; one session, --workers does not apply)' })
+    .option('threads', { type: 'number', describe: 'onnx engine: intra-op threads per session (default: cores / --workers, at least 1; with --workers 1, all cores)' })
+    .option('workers', { type: 'number', default: os.availableParallelism(), describe: `data-parallel workers (1 = one in-process step). tfjs: one backend each. onnx on cpu: one gradient session each over its shard (the optimizer on the main thread); 1 = one session of the whole step on --threads. Default: the core count, so onnx runs ${os.availableParallelism()} sessions x 1 intra-op thread (measured faster than 1 session x all threads, docs/BENCHMARKS.md session 8). --device cuda: always one session` }),
   handler: async (a) => {
     const p = getPreset(a.preset);
     const tr = p.train;

@@ -1,7 +1,8 @@
 /**
  * What runs a training step: tfjs (the reference: autodiff on the active backend, optionally over
  * data-parallel workers, optimizer in JS) or onnxruntime (engine/onnx-train.ts: forward, backward,
- * clipping, AdamW and EMA as one ONNX graph). Both read and write the same state, flat float32
+ * clipping, AdamW and EMA as one ONNX graph, or with workers >= 2 gradient graphs in data-parallel
+ * worker threads and the optimizer graph on the main thread, engine/onnx-train-dp.ts). Both read and write the same state, flat float32
  * arrays in the model layout (the checkpoint files), so a run started on one resumes on the other.
  *
  *   auto  onnx where onnxruntime-node loads and the training graph builds, else tfjs; one line
@@ -58,10 +59,14 @@ export interface TrainEngineOptions {
   state: TrainState;
   /** rows per step: images, or clips x frames */
   rows: number;
-  /** tfjs */
+  /**
+   * data-parallel workers: tfjs, one backend each; onnx on cpu, one gradient session each
+   * (engine/onnx-train-dp.ts; 1 = one session of the whole step; cuda: always one session)
+   */
   workers: number;
+  /** tfjs */
   backend: BackendName;
-  /** onnx */
+  /** onnx: intra-op threads per session (default cores / workers, at least 1; one session: all cores) */
   threads?: number;
   device?: TrainDevice;
   /** where the engine line goes (default stderr); null: nowhere */

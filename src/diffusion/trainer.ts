@@ -44,12 +44,12 @@ export interface RunCommon {
   resume?: boolean;
   /** overwrite an existing checkpoint folder instead of refusing */
   overwrite?: boolean;
-  /** tfjs data-parallel worker threads */
+  /** data-parallel worker threads (tfjs backends, or onnx gradient sessions; train-engine.ts) */
   workers: number;
   backend: BackendName;
   /** what runs a step (default tfjs); train-engine.ts */
   engine?: TrainEngineChoice;
-  /** onnx: intra-op threads (default all cores) and device */
+  /** onnx: intra-op threads per session (default cores / workers) and device */
   threads?: number;
   device?: TrainDevice;
   /** stop (with a checkpoint) after this many minutes of wall time */

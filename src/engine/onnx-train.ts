@@ -8,6 +8,7 @@
  * installed with its CUDA binaries (Linux x64; see README, "Training on onnxruntime").
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type { UNetConfig } from '../diffusion/config.js';
@@ -60,7 +61,7 @@ export function cudaMissing(): string | null {
 }
 
 /** Refuse an unusable device before any graph is built (one line). */
-function checkDevice(o: OnnxTrainOptions): Device {
+export function checkDevice(o: OnnxTrainOptions): Device {
   const device = o.device ?? 'cpu';
   if (!DEVICES.includes(device)) throw new DriftlabError(`unknown device '${device}'; choose one of ${DEVICES.join(', ')}`);
   if (device === 'cuda') {
@@ -70,7 +71,9 @@ function checkDevice(o: OnnxTrainOptions): Device {
   return device;
 }
 
-async function openSession(bytes: Uint8Array, o: OnnxTrainOptions): Promise<{ ort: Ort; session: Session; threads: number; line: string }> {
+export const threadsWord = (n: number) => `${n} intra-op thread${n > 1 ? 's' : ''}`;
+
+export async function openSession(bytes: Uint8Array, o: OnnxTrainOptions): Promise<{ ort: Ort; session: Session; threads: number; line: string }> {
   const status = await loadOrt();
   if (!status.ort) throw new DriftlabError(`${status.error}; --engine onnx needs it (npm install onnxruntime-node), or use --engine tfjs`);
   const device = checkDevice(o);
@@ -81,25 +84,34 @@ async function openSession(bytes: Uint8Array, o: OnnxTrainOptions): Promise<{ or
   } catch (e) {
     throw new DriftlabError(`onnxruntime could not load the training graph${device === 'cuda' ? ' on cuda' : ''}: ${String((e as Error)?.message ?? e).split('\n')[0].slice(0, 200)}`);
   }
-  const line = `engine onnxruntime-node ${status.version} · ${device}${device === 'cpu' ? `, ${threads} intra-op thread${threads > 1 ? 's' : ''}` : ''} · training graph`;
+  const line = `engine onnxruntime-node ${status.version} · ${device} · 1 session${device === 'cpu' ? ` x ${threadsWord(threads)}` : ''} · training graph`;
   return { ort: status.ort, session, threads, line };
 }
 
-function batchFeeds(ort: Ort, c: UNetConfig, rows: number, b: GraphBatch): Record<string, OrtTensor> {
+/** A graph input as plain data (what a worker thread receives; batchFeeds makes tensors of it). */
+export interface FeedArray { type: 'float32' | 'int64'; data: Float32Array | BigInt64Array; dims: number[] }
+
+/** The batch inputs x, t, target, w (and labels) of a training graph for `rows` rows. */
+export function batchArrays(c: UNetConfig, rows: number, b: GraphBatch): Record<string, FeedArray> {
   const S = c.sampleSize;
   if (b.xt.length !== rows * S * S * c.inChannels) throw new DriftlabError(`training graph for ${rows} rows got a batch of ${b.xt.length / (S * S * c.inChannels)}`);
-  const feeds: Record<string, OrtTensor> = {
-    x: new ort.Tensor('float32', b.xt, [rows, S, S, c.inChannels]),
-    t: new ort.Tensor('float32', Float32Array.from(b.t), [rows]),
-    target: new ort.Tensor('float32', b.target, [rows, S, S, c.outChannels]),
-    w: new ort.Tensor('float32', b.w, [rows]),
+  const f = (data: Float32Array, dims: number[]): FeedArray => ({ type: 'float32', data, dims });
+  const feeds: Record<string, FeedArray> = {
+    x: f(b.xt, [rows, S, S, c.inChannels]),
+    t: f(Float32Array.from(b.t), [rows]),
+    target: f(b.target, [rows, S, S, c.outChannels]),
+    w: f(b.w, [rows]),
   };
   if (c.numClasses > 0) {
     const lab = new BigInt64Array(rows).fill(BigInt(c.numClasses)); // absent labels: the null class
     if (b.labels) for (let i = 0; i < rows; i++) lab[i] = BigInt(b.labels[i]);
-    feeds.labels = new ort.Tensor('int64', lab, [rows]);
+    feeds.labels = { type: 'int64', data: lab, dims: [rows] };
   }
   return feeds;
+}
+
+export function batchFeeds(ort: Ort, c: UNetConfig, rows: number, b: GraphBatch): Record<string, OrtTensor> {
+  return Object.fromEntries(Object.entries(batchArrays(c, rows, b)).map(([k, a]) => [k, new ort.Tensor(a.type, a.data, a.dims)]));
 }
 
 /** Loss and gradient only (tests, checks): the gradient graph in a session. */
@@ -127,20 +139,89 @@ export class OnnxGradSession {
   release(): Promise<void> { return this.session.release(); }
 }
 
-const SLOTS = ['p', 'm', 'v', 'ema'] as const;
-type Slot = (typeof SLOTS)[number];
+export const SLOTS = ['p', 'm', 'v', 'ema'] as const;
+export type Slot = (typeof SLOTS)[number];
+
+/** The step scalars of train-graph.ts as feeds, from AdamWConfig and this step's StepHyper (float64 on the host). */
+export function stepScalarFeeds(ort: Ort, adam: AdamWConfig, h: StepHyper): Record<string, OrtTensor> {
+  const { beta1: b1, beta2: b2, weightDecay: wd } = adam;
+  const d = h.emaDecay;
+  const scalars: Record<(typeof STEP_SCALARS)[number], number> = {
+    max_norm: h.maxNorm > 0 ? h.maxNorm : Infinity, decay: 1 - h.lr * wd, step_size: h.lr / (1 - Math.pow(b1, h.step)),
+    sqrt_bc2: Math.sqrt(1 - Math.pow(b2, h.step)), ema_d: d, ema_c: 1 - d,
+  };
+  return Object.fromEntries(STEP_SCALARS.map((k) => [k, new ort.Tensor('float32', Float32Array.of(scalars[k]), [])]));
+}
+
+/**
+ * Parameters, Adam moments and EMA as onnxruntime tensors between steps (`${slot}:${name}`): the
+ * inputs of an optimizer run, replaced by its new_* outputs.
+ */
+export class OrtTrainState {
+  private state = new Map<string, OrtTensor>();
+  constructor(private readonly ort: Ort, readonly layout: FlatLayout) {}
+
+  /** Load flat parameters, EMA and Adam moments (layout order) into onnxruntime tensors. */
+  set(s: Record<Slot, Float32Array>): void {
+    for (const slot of SLOTS) {
+      this.layout.specs.forEach((p, i) => {
+        const n = p.shape.reduce((a, q) => a * q, 1);
+        const o = this.layout.offsets[i];
+        this.state.set(`${slot}:${p.name}`, new this.ort.Tensor('float32', s[slot].slice(o, o + n), p.shape));
+      });
+    }
+  }
+
+  /** Copy one slot, or all, into flat arrays (checkpoints). */
+  read(into: Partial<Record<Slot, Float32Array>>): void {
+    for (const slot of SLOTS) {
+      const flat = into[slot];
+      if (flat) this.layout.specs.forEach((p, i) => flat.set(this.tensor(slot, p.name).data as Float32Array, this.layout.offsets[i]));
+    }
+  }
+
+  /** the optimizer inputs p:/m:/v:/ema:NAME into feeds */
+  feed(feeds: Record<string, OrtTensor>): void {
+    for (const slot of SLOTS) for (const p of this.layout.specs) feeds[`${slot}:${p.name}`] = this.tensor(slot, p.name);
+  }
+
+  /** the outputs new_p:/... of an optimizer run become the state */
+  update(r: Record<string, OrtTensor>): void {
+    for (const slot of SLOTS) for (const p of this.layout.specs) this.state.set(`${slot}:${p.name}`, r[`new_${slot}:${p.name}`]);
+  }
+
+  private tensor(slot: Slot, name: string): OrtTensor {
+    const t = this.state.get(`${slot}:${name}`);
+    if (!t) throw new Error('onnx trainer: setState() was never called');
+    return t;
+  }
+
+  clear(): void { this.state.clear(); }
+}
+
+/** What both onnx trainers (one session, or data-parallel workers) do for OnnxTrainEngine. */
+export interface OnnxStepper {
+  readonly layout: FlatLayout;
+  readonly line: string;
+  setState(s: Record<Slot, Float32Array>): void;
+  readState(into: Record<Slot, Float32Array>): void;
+  step(b: GraphBatch, h: StepHyper): Promise<{ loss: number; gradNorm: number }>;
+  release(): Promise<void>;
+}
 
 /**
  * Whole training steps on onnxruntime: forward, backward, clipping, AdamW and EMA in one run.
  * One session per batch size (rows), built on first use.
  */
-export class OnnxTrainer {
+export class OnnxTrainer implements OnnxStepper {
   private sessions = new Map<number, Session>();
-  private state = new Map<string, OrtTensor>(); // `${slot}:${name}` -> tensor
+  private readonly state: OrtTrainState;
   private constructor(
     private readonly ort: Ort, readonly config: UNetConfig, readonly layout: FlatLayout, readonly adam: AdamWConfig,
     private readonly opts: OnnxTrainOptions, readonly line: string, private readonly frames?: number,
-  ) {}
+  ) {
+    this.state = new OrtTrainState(ort, layout);
+  }
 
   static async create(config: UNetConfig, layout: FlatLayout, adam: AdamWConfig, rows: number, frames?: number, o: OnnxTrainOptions = {}): Promise<OnnxTrainer> {
     checkDevice(o);
@@ -151,26 +232,10 @@ export class OnnxTrainer {
   }
 
   /** Load flat parameters, EMA and Adam moments (layout order) into onnxruntime tensors. */
-  setState(s: Record<Slot, Float32Array>): void {
-    for (const slot of SLOTS) {
-      this.layout.specs.forEach((p, i) => {
-        const n = p.shape.reduce((a, q) => a * q, 1);
-        const o = this.layout.offsets[i];
-        this.state.set(`${slot}:${p.name}`, new this.ort.Tensor('float32', s[slot].slice(o, o + n), p.shape));
-      });
-    }
-  }
+  setState(s: Record<Slot, Float32Array>): void { this.state.set(s); }
 
   /** Copy the current state into flat arrays (checkpoints). */
-  readState(into: Record<Slot, Float32Array>): void {
-    for (const slot of SLOTS) this.layout.specs.forEach((p, i) => into[slot].set(this.tensor(slot, p.name).data as Float32Array, this.layout.offsets[i]));
-  }
-
-  private tensor(slot: Slot, name: string): OrtTensor {
-    const t = this.state.get(`${slot}:${name}`);
-    if (!t) throw new Error('OnnxTrainer: setState() was never called');
-    return t;
-  }
+  readState(into: Record<Slot, Float32Array>): void { this.state.read(into); }
 
   private async session(rows: number): Promise<Session> {
     let s = this.sessions.get(rows);
@@ -184,19 +249,12 @@ export class OnnxTrainer {
   /** One optimizer step on a prepared batch; returns the loss and the grad norm before clipping. */
   async step(b: GraphBatch, h: StepHyper): Promise<{ loss: number; gradNorm: number }> {
     const rows = b.w.length;
-    const feeds = batchFeeds(this.ort, this.config, rows, b);
-    const { beta1: b1, beta2: b2, weightDecay: wd } = this.adam;
-    const d = h.emaDecay;
-    const scalars: Record<(typeof STEP_SCALARS)[number], number> = {
-      max_norm: h.maxNorm > 0 ? h.maxNorm : Infinity, decay: 1 - h.lr * wd, step_size: h.lr / (1 - Math.pow(b1, h.step)),
-      sqrt_bc2: Math.sqrt(1 - Math.pow(b2, h.step)), ema_d: d, ema_c: 1 - d,
-    };
-    for (const k of STEP_SCALARS) feeds[k] = new this.ort.Tensor('float32', Float32Array.of(scalars[k]), []);
-    for (const slot of SLOTS) for (const p of this.layout.specs) feeds[`${slot}:${p.name}`] = this.tensor(slot, p.name);
+    const feeds = { ...batchFeeds(this.ort, this.config, rows, b), ...stepScalarFeeds(this.ort, this.adam, h) };
+    this.state.feed(feeds);
     const r = await (await this.session(rows)).run(feeds);
     const loss = (r.loss.data as Float32Array)[0];
     // a non-finite loss keeps the last good state (as the tfjs engine does, which never applies it)
-    if (Number.isFinite(loss)) for (const slot of SLOTS) for (const p of this.layout.specs) this.state.set(`${slot}:${p.name}`, r[`new_${slot}:${p.name}`]);
+    if (Number.isFinite(loss)) this.state.update(r);
     return { loss, gradNorm: (r.grad_norm.data as Float32Array)[0] };
   }
 
@@ -208,12 +266,27 @@ export class OnnxTrainer {
 }
 
 /**
+ * How many sessions and intra-op threads: the decision of OnnxTrainEngine.create.
+ *   cuda: one session (the device runs the graph; --workers does not apply)
+ *   cpu:  W = min(workers, clips in the batch); W >= 2: W data-parallel worker sessions
+ *         (onnx-train-dp.ts) of `threads` intra-op threads each (default cores / W, at least 1);
+ *         W = 1: one session of `threads` (default all cores)
+ */
+export function onnxLayout(o: { workers: number; threads?: number; device?: Device; rows: number; frames?: number }, cores = os.availableParallelism()): { sessions: number; threads: number } {
+  const clips = Math.floor(o.rows / (o.frames ?? 1));
+  const W = (o.device ?? 'cpu') === 'cuda' ? 1 : Math.max(1, Math.min(o.workers, clips));
+  return { sessions: W, threads: o.threads ?? (W > 1 ? Math.max(1, Math.floor(cores / W)) : cores) };
+}
+
+/**
  * diffusion/train-engine.ts's engine on onnxruntime: the host prepares the batch (grad.ts
- * prepareBatch: x_t, target, weights) and the per-step scalars; one session run does the rest.
+ * prepareBatch: x_t, target, weights) and the per-step scalars; one session run does the rest,
+ * or (--workers >= 2 on cpu) data-parallel gradient sessions in worker threads and the optimizer
+ * graph on this thread (onnx-train-dp.ts).
  */
 export class OnnxTrainEngine implements TrainEngine {
   readonly name = 'onnx';
-  private constructor(private readonly tr: OnnxTrainer, private readonly o: TrainEngineOptions, private adamStep: number, private readonly schedule: Schedule) {}
+  private constructor(private readonly tr: OnnxStepper, private readonly o: TrainEngineOptions, private adamStep: number, private readonly schedule: Schedule) {}
 
   get line(): string { return this.tr.line; }
 
@@ -221,7 +294,16 @@ export class OnnxTrainEngine implements TrainEngine {
     const { model } = o.config;
     const layout = flatLayout(modelParamSpecs(model));
     if (o.state.params.length !== layout.size) throw new Error(`training state has ${o.state.params.length} values, the model ${layout.size}`);
-    const tr = await OnnxTrainer.create(model, layout, o.adam, o.rows, model.video?.frames, { threads: o.threads, device: o.device });
+    const frames = model.video?.frames;
+    const device = checkDevice({ device: o.device });
+    const { sessions, threads } = onnxLayout({ workers: o.workers, threads: o.threads, device, rows: o.rows, frames });
+    let tr: OnnxStepper;
+    if (sessions > 1) {
+      const { OnnxDpTrainer } = await import('./onnx-train-dp.js');
+      tr = await OnnxDpTrainer.create(model, layout, o.adam, o.rows, frames, { workers: sessions, threads });
+    } else {
+      tr = await OnnxTrainer.create(model, layout, o.adam, o.rows, frames, { threads: device === 'cpu' ? threads : o.threads, device });
+    }
     const { params: p, m, v, ema } = o.state;
     tr.setState({ p, m, v, ema });
     return new OnnxTrainEngine(tr, o, o.state.adamStep, makeSchedule(o.config.schedule));

@@ -14,6 +14,10 @@
  * Outputs
  *   loss [];  gradient graphs: g:NAME;  optimizer graphs: grad_norm [] (before clipping) and
  *   new_p:NAME, new_m:NAME, new_v:NAME, new_ema:NAME
+ *
+ * buildOptimizerGraph: the optimizer part alone (data-parallel training, engine/onnx-train-dp.ts:
+ * the gradient is summed over workers on the host), inputs p:/g:/m:/v:/ema:NAME and the step
+ * scalars, outputs grad_norm and new_*; the same adamInGraph as the whole step.
  */
 import type { UNetConfig } from '../diffusion/config.js';
 import { modelApply, modelParamSpecs } from '../diffusion/arch.js';
@@ -79,6 +83,20 @@ export function buildTrainGraph(config: UNetConfig, o: TrainGraphOptions): Train
     graph: g.graph(o.adam ? 'driftlab_train_step' : 'driftlab_train_grad'), metadata: { 'driftlab.model': JSON.stringify(config) },
   });
   return { bytes, names: specs.map((s) => s.name), nodes: g.nodes.length, taped: tape.size };
+}
+
+/** Clipping, AdamW and EMA on a given gradient g:NAME (no model, no batch: any rows). */
+export function buildOptimizerGraph(config: UNetConfig, adam: AdamWConfig): TrainGraph {
+  const specs = modelParamSpecs(config);
+  const g = new OnnxTrainBuilder();
+  const slots = specs.map((s) => ({ name: s.name, shape: s.shape, p: g.input(`p:${s.name}`, s.shape), g: g.input(`g:${s.name}`, s.shape) }));
+  g.within('opt', () => adamInGraph(g, slots, adam));
+  const bytes = encodeModel({
+    irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }],
+    producerName: 'driftlab', producerVersion: '', docString: 'driftlab optimizer graph (clip, AdamW, EMA)',
+    graph: g.graph('driftlab_optimizer'), metadata: { 'driftlab.model': JSON.stringify(config) },
+  });
+  return { bytes, names: specs.map((s) => s.name), nodes: g.nodes.length, taped: 0 };
 }
 
 interface ParamSlot { name: string; shape: number[]; p: GVal; g: GVal }
