@@ -7,6 +7,8 @@ import { initParamValues } from '../../src/diffusion/unet.js';
 import { modelParamSpecs } from '../../src/diffusion/arch.js';
 import { loadOrt } from '../../src/engine/onnx-engine.js';
 import { Rng } from '../../src/util/rng.js';
+import { getPreset } from '../../src/diffusion/presets.js';
+import { getVideoPreset } from '../../src/video/presets.js';
 
 /**
  * PyTorch-like init, then noise on everything that starts constant (GN weights/biases, the
@@ -56,4 +58,18 @@ export function maxAbs(v: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
   return m;
+}
+
+/** mnist-tiny for the engine-loop tests: `steps` steps of 4 images, a checkpoint every `every` */
+export function tinyImagePreset(steps: number, every = 1000) {
+  const p = getPreset('mnist-tiny');
+  Object.assign(p.train, { steps, checkpointEvery: every, seed: 5, batchSize: 4, lrWarmup: 10 });
+  return p;
+}
+
+/** mmnist-tiny for the engine-loop tests: `steps` steps of 2 clips, a checkpoint every `every` */
+export function tinyVideoPreset(steps: number, every = 10) {
+  const p = getVideoPreset('mmnist-tiny');
+  Object.assign(p.train, { steps, checkpointEvery: every, seed: 4, batchSize: 2 });
+  return p;
 }

@@ -32,7 +32,7 @@ import { trainVideo } from '../../src/video/train-video.js';
 import { Rng } from '../../src/util/rng.js';
 import { ensureWasm } from '../helpers/backend.js';
 import { tempDir } from '../helpers/common.js';
-import { once, randomParams, requireOrt } from './helpers.js';
+import { once, randomParams, requireOrt, tinyImagePreset, tinyVideoPreset } from './helpers.js';
 
 const ready = once(async () => {
   await ensureWasm();
@@ -204,16 +204,8 @@ test('a failing step ends every worker and says why; the engine refuses further 
 
 const data = loadBundledMnist();
 const common = { backend: 'wasm' as const, quiet: true, threads: 1 };
-const tiny = (steps: number, every = 1000) => {
-  const p = getPreset('mnist-tiny');
-  Object.assign(p.train, { steps, checkpointEvery: every, seed: 5, batchSize: 4, lrWarmup: 10 });
-  return p;
-};
-const tinyVideo = (steps: number) => {
-  const p = getVideoPreset('mmnist-tiny');
-  Object.assign(p.train, { steps, checkpointEvery: 5, seed: 4, batchSize: 2 });
-  return p;
-};
+const tiny = tinyImagePreset;
+const tinyVideo = (steps: number) => tinyVideoPreset(steps, 5);
 
 test('kill and resume across engines: 8 steps on tfjs, resumed on onnx with 2 workers to 20, equals the tfjs run', async () => {
   await ready();

@@ -25,7 +25,7 @@ import { getVideoPreset } from '../../src/video/presets.js';
 import { trainVideo } from '../../src/video/train-video.js';
 import { ensureWasm } from '../helpers/backend.js';
 import { tempDir } from '../helpers/common.js';
-import { once, requireOrt } from './helpers.js';
+import { once, requireOrt, tinyImagePreset, tinyVideoPreset } from './helpers.js';
 
 const ready = once(async () => {
   await ensureWasm();
@@ -35,16 +35,8 @@ const dir = tempDir('driftlab-onnx-train-');
 const data = loadBundledMnist();
 const common = { workers: 1, backend: 'wasm' as const, quiet: true, threads: 1 };
 
-const tiny = (steps: number, every = 1000) => {
-  const p = getPreset('mnist-tiny');
-  Object.assign(p.train, { steps, checkpointEvery: every, seed: 5, batchSize: 4, lrWarmup: 10 });
-  return p;
-};
-const tinyVideo = (steps: number) => {
-  const p = getVideoPreset('mmnist-tiny');
-  Object.assign(p.train, { steps, checkpointEvery: 10, seed: 4, batchSize: 2 });
-  return p;
-};
+const tiny = tinyImagePreset;
+const tinyVideo = (steps: number) => tinyVideoPreset(steps, 10);
 
 function maxRel(a: number[], b: number[]): number {
   assert.is(a.length, b.length);
