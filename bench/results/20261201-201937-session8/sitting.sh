@@ -1,7 +1,7 @@
 #!/bin/bash
 # one sitting: onnx training modes interleaved, then PyTorch 2 and 1 threads, then peak RSS per mode
 set -u
-cd /work/wt-dp
+cd "$(dirname "$0")/../../.."   # the repository root
 out=bench/results/20261201-201937-session8
 P=$(pgrep -f mmnist-k8 | head -1)
 trap '[ -n "$P" ] && kill -CONT $P' EXIT

@@ -1,7 +1,7 @@
 #!/bin/bash
 # sitting 2: the same image commands, with a sampler of other busy processes (every 3 s)
 set -u
-cd /work/wt-dp
+cd "$(dirname "$0")/../../.."   # the repository root
 out=bench/results/20261201-201937-session8/sitting2
 mkdir -p $out
 P=$(pgrep -f mmnist-k8 | head -1)

@@ -1,6 +1,6 @@
 #!/bin/bash
 set -u
-cd /work/wt-dp
+cd "$(dirname "$0")/../../.."   # the repository root
 out=bench/results/20261201-201937-session8/video
 mkdir -p $out
 P=$(pgrep -f mmnist-k8 | head -1)
