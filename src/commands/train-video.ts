@@ -51,11 +51,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
       if (!(d >= 0 && d < 1)) throw new DriftlabError(`--context-dropout must be in [0, 1), got ${a.contextDropout}`);
       tc.contextDropout = d;
     }
-    if (a.contextJitter !== undefined) {
-      const j = Number(a.contextJitter);
-      if (!(j >= 0 && j <= p.data.size)) throw new DriftlabError(`--context-jitter must be in [0, ${p.data.size}] canvas px, got ${a.contextJitter}`);
-      tc.contextJitter = j;
-    }
+    if (a.contextJitter !== undefined) tc.contextJitter = Number(a.contextJitter); // checked by trainVideo
     if (a.independentT !== undefined) tc.independentT = a.independentT;
     if (a.prediction !== undefined) p.objective.prediction = a.prediction;
     if (a.lossWeighting !== undefined) p.objective.weighting = a.lossWeighting;

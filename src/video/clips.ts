@@ -82,8 +82,8 @@ export class ClipStream implements BatchStream {
     const t = new Int32Array(B * F);
     const w = new Float32Array(B * F);
     const drop = this.o.contextDropout ?? 0;
+    const sigma = this.o.contextJitter ?? 0;
     for (let b = 0; b < B; b++) {
-      const sigma = this.o.contextJitter ?? 0;
       // the jitter draws from the training rng only when on, so older recipes replay the very same stream
       x0.set(clipWindow(this.mm, this.o.data.pool, this.nextClip++, F, 0, sigma > 0 ? { sigma, frames: K, rng } : undefined), b * F * S * S);
       const tTarget = rng.int(T);

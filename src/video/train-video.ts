@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { CHECKPOINT_FORMAT, CheckpointConfig, loadCheckpoint } from '../diffusion/checkpoint.js';
 import { splitFlat, flatLayout } from '../diffusion/model.js';
 import { modelParamSpecs } from '../diffusion/arch.js';
-import { videoParamSpecs } from './st-unet.js';
+import type { UNetConfig } from '../diffusion/config.js';
 import { RunCommon, TrainCheck, TrainResult, runTraining } from '../diffusion/trainer.js';
 import { UNetModel } from '../diffusion/model.js';
 import { denoiserOf } from '../diffusion/pipeline.js';
@@ -36,7 +36,7 @@ export interface TrainVideoOptions extends RunCommon {
 export const TRAIN_CHECK = { windows: 8, ts: [300, 700] };
 
 /** The initialising checkpoint by folder name and content hash: no path of this machine goes into config.json. */
-function imageRef(dir: string): { name: string; emaSha256: string | null } {
+function checkpointRef(dir: string): { name: string; emaSha256: string | null } {
   const ema = path.join(dir, 'ema.safetensors');
   return { name: path.basename(path.resolve(dir)), emaSha256: fs.existsSync(ema) ? createHash('sha256').update(fs.readFileSync(ema)).digest('hex') : null };
 }
@@ -58,17 +58,15 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
     const ck = await loadCheckpoint(o.initImage, { ema: true });
     if (ck.config.model.video) throw new DriftlabError(`${o.initImage} is a video checkpoint; --init-image wants an image checkpoint`);
     const m = ck.config.model;
-    const same = ['inChannels', 'outChannels', 'layersPerBlock', 'normGroups', 'timeEmbedDim', 'timeEmbedHidden', 'attentionHeads', 'midAttention'] as const;
-    const diff = same.filter((k) => m[k] !== p.model[k]);
-    if (diff.length || JSON.stringify(m.blockOutChannels) !== JSON.stringify(p.model.blockOutChannels) || JSON.stringify(m.attention) !== JSON.stringify(p.model.attention)) {
-      throw new DriftlabError(`${o.initImage} has another U-Net shape than ${p.name} (${diff.join(', ') || 'channels/attention'} differ); it cannot initialise it`);
-    }
+    // not sampleSize or numClasses: a class-conditional image model may start an unconditional video model
+    const diff = trunkDiff(m, p.model, ['inChannels', 'outChannels', 'layersPerBlock', 'normGroups', 'timeEmbedDim', 'timeEmbedHidden', 'attentionHeads', 'midAttention']);
+    if (diff.length) throw new DriftlabError(`${o.initImage} has another U-Net shape than ${p.name} (${diff.join(', ')} differ); it cannot initialise it`);
     initFrom = splitFlat(flatLayout(modelParamSpecs(m)), ck.ema ?? ck.params);
-    if (v.conditioning === 'concat') initFrom.set('conv_in.weight', widenConvIn(initFrom.get('conv_in.weight')!, m.inChannels, v.contextFrames));
+    if (v.conditioning === 'concat') initFrom.set('conv_in.weight', extendContextConvIn(initFrom.get('conv_in.weight')!, m.inChannels, 0, v.contextFrames));
   }
   const config: CheckpointConfig = {
     format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective,
-    training: { preset: p.name, data: p.data, initImage: o.initImage ? imageRef(o.initImage) : null, ...(o.initVideo ? { initVideo: imageRef(o.initVideo) } : {}), ...tc },
+    training: { preset: p.name, data: p.data, initImage: o.initImage ? checkpointRef(o.initImage) : null, ...(o.initVideo ? { initVideo: checkpointRef(o.initVideo) } : {}), ...tc },
   };
   const stream = new ClipStream({
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
@@ -82,21 +80,27 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   });
 }
 
-const TRUNK_KEYS = ['sampleSize', 'inChannels', 'outChannels', 'layersPerBlock', 'normGroups', 'timeEmbedDim', 'timeEmbedHidden', 'attentionHeads', 'midAttention', 'numClasses'] as const;
+type ScalarKey = 'sampleSize' | 'inChannels' | 'outChannels' | 'layersPerBlock' | 'normGroups' | 'timeEmbedDim' | 'timeEmbedHidden' | 'attentionHeads' | 'midAttention' | 'numClasses';
+
+/** Names of the U-Net fields where a and b differ: the given scalars, the channels per level and the attention levels. */
+function trunkDiff(a: UNetConfig, b: UNetConfig, keys: ScalarKey[]): string[] {
+  const diff: string[] = keys.filter((k) => a[k] !== b[k]);
+  if (JSON.stringify(a.blockOutChannels) !== JSON.stringify(b.blockOutChannels)) diff.push('blockOutChannels');
+  if (JSON.stringify(a.attention) !== JSON.stringify(b.attention)) diff.push('attention');
+  return diff;
+}
 
 /** The (EMA) weights of a video checkpoint, mapped onto preset p's model (see initVideo). */
 async function warmStartFrom(dir: string, p: VideoPreset): Promise<Map<string, Float32Array>> {
   const ck = await loadCheckpoint(dir, { ema: true });
   const m = ck.config.model, v = p.model.video!;
   if (!m.video) throw new DriftlabError(`${dir} is an image checkpoint; --init-video wants a video checkpoint (use --init-image)`);
-  const diff: string[] = TRUNK_KEYS.filter((k) => m[k] !== p.model[k]);
-  if (JSON.stringify(m.blockOutChannels) !== JSON.stringify(p.model.blockOutChannels)) diff.push('blockOutChannels');
-  if (JSON.stringify(m.attention) !== JSON.stringify(p.model.attention)) diff.push('attention');
+  const diff = trunkDiff(m, p.model, ['sampleSize', 'inChannels', 'outChannels', 'layersPerBlock', 'normGroups', 'timeEmbedDim', 'timeEmbedHidden', 'attentionHeads', 'midAttention', 'numClasses']);
   if ((m.video.conditioning ?? 'attention') !== (v.conditioning ?? 'attention')) diff.push('conditioning');
   if (m.video.frames - m.video.contextFrames !== v.frames - v.contextFrames) diff.push('targets per window');
   if (m.video.contextFrames > v.contextFrames) diff.push(`context frames (${m.video.contextFrames} > ${v.contextFrames})`);
   if (diff.length) throw new DriftlabError(`${dir} cannot initialise ${p.name}: ${diff.join(', ')} differ`);
-  const from = splitFlat(flatLayout(videoParamSpecs(m)), ck.ema ?? ck.params);
+  const from = splitFlat(flatLayout(modelParamSpecs(m)), ck.ema ?? ck.params);
   if (v.conditioning === 'concat' && m.video.contextFrames < v.contextFrames) {
     from.set('conv_in.weight', extendContextConvIn(from.get('conv_in.weight')!, m.inChannels, m.video.contextFrames, v.contextFrames));
   }
@@ -108,6 +112,8 @@ async function warmStartFrom(dir: string, p: VideoPreset): Promise<Map<string, F
  * for K >= K0: the input channels are the target, then the context frames oldest first, so the K0
  * old frames' weights move to the newest K0 slots and the K-K0 older slots start at zero: the
  * widened model computes exactly what the old one did until training gives the older frames weight.
+ * K0 = 0 is an image model's conv_in [3,3,C,Cout] (--init-image): the video model starts as the
+ * per-frame image model.
  */
 export function extendContextConvIn(w: Float32Array, cin: number, K0: number, K: number): Float32Array {
   const n0 = cin * (1 + K0), n = cin * (1 + K), cout = w.length / (9 * n0), shift = (K - K0) * cin;
@@ -137,16 +143,4 @@ function contextCheck(p: VideoPreset, every: number): TrainCheck | undefined {
       }
     },
   };
-}
-
-/**
- * conv_in weights [3,3,Cin,Cout] of an image model -> [3,3,Cin(1+K),Cout] for concat conditioning:
- * the target's channels keep the image weights, the K context frames' channels start at zero, so
- * the video model starts as the per-frame image model.
- */
-export function widenConvIn(w: Float32Array, cin: number, K: number): Float32Array {
-  const cout = w.length / (9 * cin), wide = cin * (1 + K);
-  const out = new Float32Array(9 * wide * cout);
-  for (let k = 0; k < 9; k++) for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) out[(k * wide + i) * cout + o] = w[(k * cin + i) * cout + o];
-  return out;
 }
