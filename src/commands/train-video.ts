@@ -23,6 +23,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('minutes', { type: 'number', describe: 'stop after this many minutes (checkpointed; --resume continues)' })
     .option('batch-size', { type: 'number', describe: 'clips per step' })
     .option('lr', { type: 'number' })
+    .option('lr-decay-from', { type: 'number', describe: 'cosine learning-rate decay from this step to 0 at the last step (--steps); unset = constant lr after the warm-up. Applies from the resumed step on: pass it again with --resume' })
     .option('context-noise', { type: 'number', describe: 'context noise augmentation: context timesteps drawn from 0..N (0 = clean context)' })
     .option('context-dropout', { type: 'number', describe: 'probability of training a window with a blank context (0 = never; history guidance needs > 0)' })
     .option('context-jitter', { type: 'number', describe: 'context jitter in canvas px: each context frame draws every digit displaced by N(0, sigma^2) per axis from its true position, the targets stay on the true trajectory (trains the model to follow the true motion through its own position errors; 0 = off)' })
@@ -43,6 +44,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     if (a.steps !== undefined) tc.steps = positiveInt('steps', a.steps);
     if (a.batchSize !== undefined) tc.batchSize = positiveInt('batch-size', a.batchSize);
     if (a.lr !== undefined) tc.lr = nonNegative('lr', a.lr);
+    if (a.lrDecayFrom !== undefined) tc.lrDecayFrom = Number(a.lrDecayFrom); // checked by runTraining
     if (a.contextNoise !== undefined) tc.maxContextT = Math.floor(nonNegative('context-noise', a.contextNoise));
     if (a.checkpointEvery !== undefined) tc.checkpointEvery = positiveInt('checkpoint-every', a.checkpointEvery);
     if (a.stochastic !== undefined) p.data.stochastic = a.stochastic;

@@ -25,6 +25,7 @@ export const trainCommand: CommandModule<any, any> = {
     .option('batch-size', { type: 'number' })
     .option('lr', { type: 'number' })
     .option('lr-warmup', { type: 'number', describe: 'linear learning-rate warm-up steps' })
+    .option('lr-decay-from', { type: 'number', describe: 'cosine learning-rate decay from this step to 0 at the last step (--steps); unset = constant lr after the warm-up. Applies from the resumed step on: pass it again with --resume' })
     .option('weight-decay', { type: 'number' })
     .option('grad-clip', { type: 'number', describe: 'max global grad norm (0 = off)' })
     .option('ema-decay', { type: 'number', describe: 'max EMA decay; effective decay min(d, (1+n)/(10+n))' })
@@ -51,6 +52,7 @@ export const trainCommand: CommandModule<any, any> = {
     if (a.batchSize !== undefined) tr.batchSize = positiveInt('batch-size', a.batchSize);
     if (a.lr !== undefined) tr.lr = nonNegative('lr', a.lr);
     if (a.lrWarmup !== undefined) tr.lrWarmup = nonNegative('lr-warmup', a.lrWarmup);
+    if (a.lrDecayFrom !== undefined) tr.lrDecayFrom = Number(a.lrDecayFrom); // checked by runTraining
     if (a.weightDecay !== undefined) tr.weightDecay = nonNegative('weight-decay', a.weightDecay);
     if (a.gradClip !== undefined) tr.gradClip = nonNegative('grad-clip', a.gradClip);
     if (a.emaDecay !== undefined) tr.emaDecay = nonNegative('ema-decay', a.emaDecay);

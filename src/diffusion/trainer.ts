@@ -31,6 +31,8 @@ export interface BatchStream {
 export interface Hyper {
   lr: number;
   lrWarmup: number;
+  /** cosine learning-rate decay from this step to 0 at the run's last step (absent = constant after the warm-up) */
+  lrDecayFrom?: number;
   weightDecay: number;
   gradClip: number;
   emaDecay: number;
@@ -94,8 +96,24 @@ export function checkpointExists(out: string): boolean {
   return fs.existsSync(path.join(out, 'config.json')) || fs.existsSync(path.join(`${out}.prev`, 'config.json'));
 }
 
+/**
+ * The learning rate of step `step` (0-based) of a `total`-step run: a linear warm-up over lrWarmup
+ * steps, then constant; with lrDecayFrom = D, steps D..total-1 are scaled by the cosine
+ * 0.5 (1 + cos(pi (step - D) / (total - D))), from 1 at step D towards 0 at the end. Warm-up and
+ * decay multiply where they overlap. A pure function of the step, so a resumed run gets the same rates.
+ */
+export function lrAt(h: Pick<Hyper, 'lr' | 'lrWarmup' | 'lrDecayFrom'>, step: number, total: number): number {
+  let lr = h.lrWarmup > 0 ? h.lr * Math.min(1, (step + 1) / h.lrWarmup) : h.lr;
+  const d = h.lrDecayFrom;
+  if (d !== undefined && step >= d) lr *= 0.5 * (1 + Math.cos((Math.PI * (step - d)) / (total - d)));
+  return lr;
+}
+
 export async function runTraining(o: RunOptions): Promise<TrainResult> {
   const { out, hyper: h, config } = o;
+  if (h.lrDecayFrom !== undefined && !(Number.isInteger(h.lrDecayFrom) && h.lrDecayFrom >= 0 && h.lrDecayFrom < o.total)) {
+    throw new DriftlabError(`--lr-decay-from must be a step in 0..${o.total - 1} (the run has ${o.total} steps), got ${h.lrDecayFrom}`);
+  }
   const hasCkpt = checkpointExists(out);
   if (hasCkpt && !o.resume && !o.overwrite) {
     throw new DriftlabError(`${out} already holds a checkpoint; pass --resume to continue it or --overwrite to start over`);
@@ -157,7 +175,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     while (step < o.total) {
       const t0 = performance.now();
       const batch = o.stream.next(rng);
-      const lr = h.lrWarmup > 0 ? h.lr * Math.min(1, (step + 1) / h.lrWarmup) : h.lr;
+      const lr = lrAt(h, step, o.total);
       const { loss, gradNorm: norm } = await engine.step(batch, { lr, gradClip: h.gradClip, emaDecay: h.emaDecay });
       if (!Number.isFinite(loss)) {
         throw new DriftlabError(`loss became ${loss} at step ${step + 1}; stopped. The last good checkpoint (step ${lastSaved}) is kept in ${out}. Try a lower --lr`);

@@ -7,6 +7,7 @@ import { initBackend } from '../../src/backend.js';
 import { getPreset } from '../../src/diffusion/presets.js';
 import { train } from '../../src/diffusion/train.js';
 import { loadCheckpoint } from '../../src/diffusion/checkpoint.js';
+import { lrAt } from '../../src/diffusion/trainer.js';
 import { loadBundledMnist } from '../../datasets/mnist/index.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'driftlab-train-'));
@@ -61,6 +62,39 @@ test('refuses to train over an existing checkpoint without --resume/--overwrite'
   let msg = '';
   try { await train({ preset: tiny(1), data, out: path.join(tmp, 'full'), workers: 1, backend: 'wasm', quiet: true }); } catch (e) { msg = (e as Error).message; }
   assert.match(msg, /already holds a checkpoint/);
+});
+
+test('lrAt: warm-up, then constant, then the cosine of --lr-decay-from (closed form at its ends and midpoint)', () => {
+  const h = { lr: 2e-4, lrWarmup: 10 };
+  assert.ok(Math.abs(lrAt(h, 0, 100) - 2e-5) < 1e-12);
+  assert.ok(Math.abs(lrAt(h, 4, 100) - 1e-4) < 1e-12);
+  for (const s of [9, 50, 99]) assert.is(lrAt(h, s, 100), 2e-4);
+  const d = { ...h, lrDecayFrom: 60 };
+  for (const s of [9, 30, 59, 60]) assert.is(lrAt(d, s, 100), 2e-4, `step ${s}`);
+  assert.ok(Math.abs(lrAt(d, 80, 100) - 1e-4) < 1e-12, 'half-way: lr / 2');
+  assert.ok(Math.abs(lrAt(d, 99, 100) - 2e-4 * 0.5 * (1 + Math.cos(Math.PI * 39 / 40))) < 1e-15);
+  for (let s = 61; s < 100; s++) assert.ok(lrAt(d, s, 100) < lrAt(d, s - 1, 100) && lrAt(d, s, 100) > 0, `step ${s}`);
+  // overlapping warm-up and decay multiply
+  assert.ok(Math.abs(lrAt({ lr: 1, lrWarmup: 10, lrDecayFrom: 0 }, 4, 10) - 0.5 * 0.5 * (1 + Math.cos(Math.PI * 0.4))) < 1e-12);
+});
+
+test('--lr-decay-from: the log records the decayed rates, a resumed run takes them up exactly; a step outside the run is refused before anything is written', async () => {
+  const dec = (steps: number) => { const p = tiny(steps); p.train.lrDecayFrom = 4; return p; };
+  const full = await train({ preset: dec(10), data, out: path.join(tmp, 'dec'), workers: 1, backend: 'wasm', quiet: true });
+  const lrs = fs.readFileSync(path.join(tmp, 'dec', 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).lr);
+  const p = dec(10).train;
+  assert.equal(lrs, Array.from({ length: 10 }, (_, s) => lrAt(p, s, 10)));
+  assert.ok(lrs[9] < 0.1 * lrs[3] && lrs[4] === lrs[3], `lr at steps 4, 5, 10: ${lrs[3]} ${lrs[4]} ${lrs[9]}`);
+  const half = path.join(tmp, 'dec-half');
+  const a = await train({ preset: dec(10), data, out: half, workers: 1, backend: 'wasm', quiet: true, minutes: 1e-9 });
+  const b = await train({ preset: dec(10), data, out: half, resume: true, workers: 1, backend: 'wasm', quiet: true });
+  assert.ok(a.losses.length >= 1 && a.losses.length < 10, `first leg ran ${a.losses.length} steps`);
+  assert.equal([...a.losses, ...b.losses], full.losses);
+  const bad = tiny(10); bad.train.lrDecayFrom = 10;
+  let msg = '';
+  try { await train({ preset: bad, data, out: path.join(tmp, 'dec-bad'), workers: 1, backend: 'wasm', quiet: true }); } catch (e) { msg = (e as Error).message; }
+  assert.match(msg, /--lr-decay-from must be a step in 0\.\.9/);
+  assert.not.ok(fs.existsSync(path.join(tmp, 'dec-bad')), 'nothing written');
 });
 
 test.run();
