@@ -25,6 +25,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('lr', { type: 'number' })
     .option('lr-decay-from', { type: 'number', describe: 'cosine learning-rate decay from this step to 0 at the last step (--steps); unset = constant lr after the warm-up. Applies from the resumed step on: pass it again with --resume' })
     .option('context-noise', { type: 'number', describe: 'context noise augmentation: context timesteps drawn from 0..N (0 = clean context)' })
+    .option('context-level', { type: 'boolean', describe: 'concat models: tell the network the context noise level (the newest context frame\'s timestep, embedded and added to the time embedding; noise-conditioning augmentation). Needs --context-noise N > 0; sample with the context-noise corrector to show the context at a level, or clean (level 0) by default' })
     .option('context-dropout', { type: 'number', describe: 'probability of training a window with a blank context (0 = never; history guidance needs > 0)' })
     .option('context-jitter', { type: 'number', describe: 'context jitter in canvas px: each context frame draws every digit displaced by N(0, sigma^2) per axis from its true position, the targets stay on the true trajectory (trains the model to follow the true motion through its own position errors; 0 = off)' })
     .option('independent-t', { type: 'boolean', describe: 'one noise level per target frame (Diffusion Forcing) instead of one per window' })
@@ -53,6 +54,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
       if (!(d >= 0 && d < 1)) throw new DriftlabError(`--context-dropout must be in [0, 1), got ${a.contextDropout}`);
       tc.contextDropout = d;
     }
+    if (a.contextLevel) p.model.video = { ...p.model.video!, contextLevel: true }; // checked by trainVideo
     if (a.contextJitter !== undefined) tc.contextJitter = Number(a.contextJitter); // checked by trainVideo
     if (a.independentT !== undefined) tc.independentT = a.independentT;
     if (a.prediction !== undefined) p.objective.prediction = a.prediction;

@@ -52,6 +52,14 @@ export interface VideoConfig {
    * the targets; with several targets a learned frame-position embedding tells them apart).
    */
   conditioning?: 'attention' | 'concat';
+  /**
+   * concat only: the network is told the context's noise level (noise-conditioning augmentation,
+   * as in GameNGen, Valevski et al. 2024): the timestep of the newest context frame, through the
+   * sinusoidal features and one linear layer (zero-initialised, so a warm start computes exactly the
+   * old model), added to each target's time embedding. Trained with context noise
+   * (train-video --context-noise N); sampled at the level the caller shows the context at.
+   */
+  contextLevel?: boolean;
 }
 
 /** The reference network of shared/bench/UNET_SPEC.md (unconditional). */
@@ -89,6 +97,7 @@ export function validateUNetConfig(c: UNetConfig): void {
     if (!(Number.isInteger(v.contextFrames) && v.contextFrames >= 0 && v.contextFrames < v.frames)) bad('video.contextFrames must be in 0..frames-1');
     if (v.conditioning !== undefined && v.conditioning !== 'attention' && v.conditioning !== 'concat') bad(`video.conditioning must be 'attention' or 'concat', got '${v.conditioning}'`);
     if (v.conditioning === 'concat' && c.inChannels !== c.outChannels) bad('video.conditioning concat needs inChannels = outChannels');
+    if (v.contextLevel && v.conditioning !== 'concat') bad('video.contextLevel needs concat conditioning (attention models take one timestep per frame already)');
     for (let i = 0; i < L; i++) {
       if (v.temporal[i] && c.blockOutChannels[i] % v.temporalHeads !== 0) bad(`channels ${c.blockOutChannels[i]} not divisible by video.temporalHeads ${v.temporalHeads}`);
     }

@@ -12,7 +12,7 @@
  */
 import type { Ops } from '../engine/ops.js';
 import type { UNetConfig, VideoConfig } from '../diffusion/config.js';
-import { Params, param } from '../diffusion/layers.js';
+import { Params, linear, param, timestepFeatures } from '../diffusion/layers.js';
 import { ParamSpec, unetApply, unetParamSpecs } from '../diffusion/unet.js';
 import { TemporalConfig, temporalAttention, temporalSpecs } from './temporal.js';
 
@@ -34,6 +34,8 @@ const isConcat = (c: UNetConfig) => c.video!.conditioning === 'concat';
 const spatialConfig = (c: UNetConfig): UNetConfig => (isConcat(c) ? { ...c, inChannels: c.inChannels * (1 + c.video!.contextFrames), video: undefined } : c);
 /** concat with several targets: one learned row per target position, added to the time embedding */
 const hasFrameEmbedding = (c: UNetConfig) => isConcat(c) && c.video!.frames - c.video!.contextFrames > 1;
+/** concat with contextLevel: the newest context frame's timestep, embedded, joins each target's time embedding */
+const hasContextLevel = (c: UNetConfig) => isConcat(c) && !!c.video!.contextLevel && c.video!.contextFrames > 0;
 
 export function videoParamSpecs(c: UNetConfig): ParamSpec[] {
   const specs = unetParamSpecs(spatialConfig(c));
@@ -41,6 +43,10 @@ export function videoParamSpecs(c: UNetConfig): ParamSpec[] {
   const tc = temporalOf(v);
   for (const [name, level] of temporalSites(c)) specs.push(...temporalSpecs(name, c.blockOutChannels[level], tc));
   if (hasFrameEmbedding(c)) specs.push({ name: 'frame_embedding.weight', shape: [v.frames - v.contextFrames, c.timeEmbedHidden], fanIn: 1, init: 'zeros' });
+  if (hasContextLevel(c)) {
+    specs.push({ name: 'context_level.weight', shape: [c.timeEmbedDim, c.timeEmbedHidden], fanIn: c.timeEmbedDim, init: 'zeros' });
+    specs.push({ name: 'context_level.bias', shape: [c.timeEmbedHidden], fanIn: c.timeEmbedDim, init: 'zeros' });
+  }
   return specs;
 }
 
@@ -68,9 +74,19 @@ export function videoApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T
   const tgt = o.slice(x5, 1, K, N); // [B, N, S, W, C]
   const xin = o.reshape(o.concat([tgt, ctxAll], 4), [-1, S, W, C * (1 + K)]); // [B*N, S, W, C(1+K)]
   const tt = o.reshape(o.slice(o.reshape(t, [-1, frames]), 1, K, N), [-1]); // [B*N]
-  const addTemb = hasFrameEmbedding(c)
+  const addFrame = hasFrameEmbedding(c)
     ? (temb: T) => { const [, E] = o.shape(temb); return o.reshape(o.add(o.reshape(temb, [-1, N, E]), param(P, 'frame_embedding.weight')), [-1, E]); }
     : undefined;
+  let addLevel: ((temb: T) => T) | undefined;
+  if (hasContextLevel(c)) {
+    const tc = o.slice(o.reshape(t, [-1, frames]), 1, K - 1, 1); // [B, 1]: the newest context frame's level
+    const lvl = linear(P, 'context_level', timestepFeatures(o.reshape(tc, [-1]), c.timeEmbedDim, o), o); // [B, E]
+    addLevel = (temb: T) => {
+      const [, E] = o.shape(temb);
+      return N > 1 ? o.reshape(o.add(o.reshape(temb, [-1, N, E]), o.reshape(lvl, [-1, 1, E])), [-1, E]) : o.add(temb, lvl);
+    };
+  }
+  const addTemb = addFrame && addLevel ? (temb: T) => addLevel!(addFrame(temb)) : addFrame ?? addLevel;
   const y = unetApply(o, P, spatialConfig(c), xin, tt, labels, temporal(N), addTemb); // [B*N, S, W, Cout]
   const y5 = o.reshape(y, [-1, N, S, W, c.outChannels]);
   return o.reshape(o.concat([o.mul(ctx, 0), y5], 1), [-1, S, W, c.outChannels]); // context rows: zeros

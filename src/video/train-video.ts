@@ -48,6 +48,8 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   if (!(tc.maxContextT >= 0 && tc.maxContextT < p.schedule.timesteps)) throw new DriftlabError(`--context-noise must be in 0..${p.schedule.timesteps - 1}, got ${tc.maxContextT}`);
   if (tc.contextDropout !== undefined && !(tc.contextDropout >= 0 && tc.contextDropout < 1)) throw new DriftlabError(`--context-dropout must be in [0, 1), got ${tc.contextDropout}`);
   if (tc.contextJitter !== undefined && !(tc.contextJitter >= 0 && tc.contextJitter <= p.data.size)) throw new DriftlabError(`--context-jitter must be in [0, ${p.data.size}] canvas px, got ${tc.contextJitter}`);
+  if (v.contextLevel && v.conditioning !== 'concat') throw new DriftlabError('--context-level needs a concat-conditioned preset (attention models take one timestep per frame already)');
+  if (v.contextLevel && !(tc.maxContextT > 0)) throw new DriftlabError('--context-level needs --context-noise N > 0: the level it tells the network is the context noise');
   if (modelFrameSize(p.data) !== p.model.sampleSize) {
     throw new DriftlabError(`data frames are ${modelFrameSize(p.data)}px (canvas ${p.data.size} / pool ${p.data.pool}) but the model takes ${p.model.sampleSize}px`);
   }

@@ -118,4 +118,11 @@ test('concat conditioning with one target, as mmnist-small (temporal attention o
   await check({ ...c, video: v }, 2 * frames, 13, frames, { ...DEFAULT_OBJECTIVE, prediction: 'v' });
 });
 
+test('concat with the context level embedded (contextLevel), 3 + 3 and 3 + 1 frames: onnx gradients = tfjs autodiff', async () => {
+  const c = getVideoPreset('mmnist-tiny').model;
+  await check({ ...c, video: { ...c.video!, conditioning: 'concat', contextLevel: true } }, 2 * c.video!.frames, 15, c.video!.frames);
+  const v = { ...c.video!, frames: 4, contextFrames: 3, temporal: [false, false], temporalMid: false, conditioning: 'concat' as const, contextLevel: true };
+  await check({ ...c, video: v }, 2 * v.frames, 17, v.frames, { ...DEFAULT_OBJECTIVE, prediction: 'v' });
+});
+
 test.run();

@@ -200,4 +200,38 @@ test('concat conditioning: context rows are zero, targets depend on the context,
   } finally { await unet.release(); }
 });
 
+test('contextLevel: zero-initialised it is the plain concat model; trained, the targets read the context timestep; ONNX matches tfjs', async () => {
+  await ensureWasm();
+  await requireOrt();
+  const CAT: UNetConfig = { ...VIDEO, video: { ...VIDEO.video!, conditioning: 'concat' } };
+  const LVL: UNetConfig = { ...CAT, video: { ...CAT.video!, contextLevel: true } };
+  const K = CAT.video!.contextFrames, S = CAT.sampleSize, fr = S * S, n = 2 * F;
+  const plain = randomValues(CAT, 21);
+  const rng = new Rng(22);
+  const x = rng.normals(n * fr);
+  const tAt = (ctxT: number) => Float32Array.from({ length: n }, (_, i) => (i % F < K ? ctxT : 400 + i));
+  // the level layer at its zero init, every other weight the plain model's: the same outputs
+  const zeroInit = new Map(plain);
+  for (const s of modelParamSpecs(LVL)) if (s.name.startsWith('context_level.')) zeroInit.set(s.name, new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
+  const a = forward(CAT, plain, x, tAt(50)), b = forward(LVL, zeroInit, x, tAt(50));
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  assert.ok(d < 1e-6, `zero-initialised level layer changed the output by ${d}`);
+  // the plain model ignores the context's timestep; with level weights the targets depend on it
+  const a2 = forward(CAT, plain, x, tAt(300));
+  assert.equal(Array.from(a2), Array.from(a), 'plain concat must not read the context timestep');
+  const vals = randomValues(LVL, 23);
+  const y50 = forward(LVL, vals, x, tAt(50)), y300 = forward(LVL, vals, x, tAt(300));
+  let dt = 0;
+  for (let i = K * fr; i < F * fr; i++) dt = Math.max(dt, Math.abs(y300[i] - y50[i]));
+  assert.ok(dt > 1e-3, `targets ignore the context level (max change ${dt})`);
+  const unet = await OnnxUNet.create(exportOnnx(LVL, vals).bytes, LVL, { threads: 1 });
+  try {
+    const got = await unet.run(x, n, tAt(300));
+    let e = 0;
+    for (let i = 0; i < y300.length; i++) e = Math.max(e, Math.abs(y300[i] - got[i]));
+    assert.ok(e < 1e-4, `max |onnx - tfjs| = ${e}`);
+  } finally { await unet.release(); }
+});
+
 test.run();

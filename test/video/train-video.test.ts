@@ -159,6 +159,43 @@ test('--init-video: a concat model warm-started with more context frames compute
   await refused(tiny(1), 'warm-bad3', /conditioning/);
 });
 
+test('--context-level: a warm start from a plain concat model computes exactly the old model; the flag is refused without context noise or concat', async () => {
+  await ensureWasm();
+  const tf = await import('@tensorflow/tfjs');
+  const { UNetModel, flatLayout, splitFlat } = await import('../../src/diffusion/model.js');
+  const { modelParamSpecs } = await import('../../src/diffusion/arch.js');
+  const concat = (steps: number, level: boolean) => {
+    const p = tiny(steps);
+    p.model.video = { ...p.model.video!, conditioning: 'concat', temporal: [false, false], temporalMid: false, contextFrames: 3, frames: 4, ...(level ? { contextLevel: true } : {}) };
+    return p;
+  };
+  const old = path.join(dir, 'lvl-plain');
+  await trainVideo({ preset: concat(4, false), out: old, workers: 1, backend: 'wasm', quiet: true, checkEvery: 0 });
+  const pl = concat(1, true);
+  Object.assign(pl.train, { lr: 0, weightDecay: 0, maxContextT: 200 });
+  const lvl = path.join(dir, 'lvl-warm');
+  await trainVideo({ preset: pl, out: lvl, workers: 1, backend: 'wasm', quiet: true, checkEvery: 0, initVideo: old });
+  const a = await loadCheckpoint(old, { ema: true }), b = await loadCheckpoint(lvl);
+  assert.is(b.config.model.video!.contextLevel, true);
+  const ma = new UNetModel(a.config.model, splitFlat(flatLayout(modelParamSpecs(a.config.model)), a.ema!));
+  const mb = new UNetModel(b.config.model, splitFlat(flatLayout(modelParamSpecs(b.config.model)), b.params));
+  try {
+    const S = a.config.model.sampleSize, fr = S * S, x = new Rng(6).normals(4 * fr);
+    const run = (m: InstanceType<typeof UNetModel>, t: number[]) => tf.tidy(() => m.forward(tf.tensor4d(x, [4, S, S, 1]), tf.tensor1d(t)).dataSync() as Float32Array).slice(3 * fr);
+    const ya = run(ma, [120, 120, 120, 400]), yb = run(mb, [120, 120, 120, 400]);
+    let d = 0, s = 0;
+    for (let i = 0; i < fr; i++) { d = Math.max(d, Math.abs(ya[i] - yb[i])); s += Math.abs(ya[i]); }
+    assert.ok(s > 1e-3, 'the model output is zero: the comparison would be vacuous');
+    assert.ok(d < 1e-6, `the warm-started level model differs from the plain one by ${d}`);
+  } finally { ma.dispose(); mb.dispose(); }
+  for (const [p, name, re] of [[concat(1, true), 'lvl-bad1', /--context-level needs --context-noise N > 0/], [(() => { const q = tiny(1); q.model.video = { ...q.model.video!, contextLevel: true }; q.train.maxContextT = 100; return q; })(), 'lvl-bad2', /needs a concat-conditioned preset/]] as const) {
+    let msg = '';
+    try { await trainVideo({ preset: p, out: path.join(dir, name), workers: 1, backend: 'wasm', quiet: true, checkEvery: 0 }); } catch (e) { msg = (e as Error).message; }
+    assert.match(msg, re);
+    assert.not.ok(fs.existsSync(path.join(dir, name)), `${name}: nothing written`);
+  }
+});
+
 test('train-video CLI: recipe flags reach config.json; bad values are one error line and write nothing', () => {
   const out = path.join(dir, 'cli-flags');
   const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--out', out, '--seed', '4',
@@ -171,7 +208,7 @@ test('train-video CLI: recipe flags reach config.json; bad values are one error 
   assert.is(cfg.training.contextJitter, 1.5);
   assert.equal([cfg.model.video.contextFrames, cfg.model.video.frames], [4, 7], '--context-frames keeps the 3 targets of mmnist-tiny');
   assert.not.ok(fs.existsSync(path.join(out, 'context-use.jsonl')), '--check-every 0 logs no check');
-  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/]] as const) {
+  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/], ['--context-level', 'true', /--context-level needs a concat-conditioned preset/]] as const) {
     const bad = path.join(dir, `cli-bad${flag}`);
     const b = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '1', '--workers', '1', '--out', bad, flag, value], { encoding: 'utf8' });
     assert.ok(b.status !== 0, `${flag} ${value} accepted`);
