@@ -32,7 +32,7 @@ export const demoCommand: CommandModule<any, any> = {
     .option('horizon', { type: 'number', default: 200, describe: 'frames per rollout' })
     .option('rollouts', { type: 'number', default: 4 })
     .option('steps', { type: 'number', default: 10, describe: 'DDIM steps per model call' })
-    .option('chunk', { type: 'number', describe: "frames kept per model call (default: every target the model generates per call; the shipped model makes 1 from 4 context frames)" })
+    .option('chunk', { type: 'number', describe: "frames kept per model call (default: every target the model generates per call; the shipped model makes 1 from 8 context frames)" })
     .option('corrector-config', { type: 'string', default: '{"renoise": {"t": 200, "steps": 4}}', describe: 'JSON per corrector (default: renoise re-denoises from t* = 200 in 4 DDIM steps)' })
     .option('tiny', { type: 'boolean', default: false, describe: 'tiny settings (a few frames, 2 rollouts, 2 DDIM steps) to check the whole pipeline in seconds' })
     .option('engine', engineOption),
