@@ -73,18 +73,16 @@ export function videoApply<T>(o: Ops<T>, P: Params<T>, c: UNetConfig, x: T, t: T
   const ctxAll = N > 1 ? o.broadcastTo(ctxCh, [-1, N, S, W, K * C]) : ctxCh;
   const tgt = o.slice(x5, 1, K, N); // [B, N, S, W, C]
   const xin = o.reshape(o.concat([tgt, ctxAll], 4), [-1, S, W, C * (1 + K)]); // [B*N, S, W, C(1+K)]
-  const tt = o.reshape(o.slice(o.reshape(t, [-1, frames]), 1, K, N), [-1]); // [B*N]
+  const tw = o.reshape(t, [-1, frames]); // [B, F]
+  const tt = o.reshape(o.slice(tw, 1, K, N), [-1]); // [B*N]
   const addFrame = hasFrameEmbedding(c)
     ? (temb: T) => { const [, E] = o.shape(temb); return o.reshape(o.add(o.reshape(temb, [-1, N, E]), param(P, 'frame_embedding.weight')), [-1, E]); }
     : undefined;
   let addLevel: ((temb: T) => T) | undefined;
   if (hasContextLevel(c)) {
-    const tc = o.slice(o.reshape(t, [-1, frames]), 1, K - 1, 1); // [B, 1]: the newest context frame's level
-    const lvl = linear(P, 'context_level', timestepFeatures(o.reshape(tc, [-1]), c.timeEmbedDim, o), o); // [B, E]
-    addLevel = (temb: T) => {
-      const [, E] = o.shape(temb);
-      return N > 1 ? o.reshape(o.add(o.reshape(temb, [-1, N, E]), o.reshape(lvl, [-1, 1, E])), [-1, E]) : o.add(temb, lvl);
-    };
+    const tc = o.reshape(o.slice(tw, 1, K - 1, 1), [-1]); // [B]: the newest context frame's level
+    const lvl = linear(P, 'context_level', timestepFeatures(tc, c.timeEmbedDim, o), o); // [B, E]
+    addLevel = (temb: T) => { const [, E] = o.shape(temb); return o.reshape(o.add(o.reshape(temb, [-1, N, E]), o.reshape(lvl, [-1, 1, E])), [-1, E]); };
   }
   const addTemb = addFrame && addLevel ? (temb: T) => addLevel!(addFrame(temb)) : addFrame ?? addLevel;
   const y = unetApply(o, P, spatialConfig(c), xin, tt, labels, temporal(N), addTemb); // [B*N, S, W, Cout]
