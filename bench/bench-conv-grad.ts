@@ -3,7 +3,7 @@
  * conv of the reference network's training graph (batch 64 by default), and whole training steps
  * under two policies.
  *
- *   node dist/bench/bench-conv-grad.js [--batch 64] [--threads 1] [--rounds 7] [--reps 2] [--kind dx|dw]
+ *   node dist/bench/bench-conv-grad.js [--batch 64] [--threads 1] [--rounds 7] [--reps 2] [--kind dx|dw] [--nchwc]
  *   node dist/bench/bench-conv-grad.js --whole [--rounds 7]     # whole train step: today's policy vs the default
  *
  * Per case, one small graph per applicable formulation (inputs laid out as the training graph has
@@ -13,14 +13,17 @@
  * Timing is interleaved (A, B, C, A, B, C, ... for --rounds rounds of --reps runs each): medians of
  * wall time and of process CPU time (user + system), which a shared machine perturbs less; ratios
  * are against the first formulation (today's). Sessions use driftlab's options (cpuSessionOptions).
+ * --nchwc: the builder runs Convs on non-constant weights through onnxruntime's blocked kernels
+ * (this CPU's block, onnx-engine.ts nchwcBlockSize): flipped-conv then uses them, and the
+ * swapped-nchwc weight gradient is measured too.
  */
 import { SPEC_UNET } from '../src/diffusion/config.js';
 import { DEFAULT_ADAMW } from '../src/diffusion/optim.js';
 import { ONNX_IR_VERSION, ONNX_OPSET } from '../src/engine/export.js';
-import { cpuSessionOptions, loadOrt } from '../src/engine/onnx-engine.js';
+import { cpuSessionOptions, loadOrt, nchwcBlockSize } from '../src/engine/onnx-engine.js';
 import type { GVal } from '../src/engine/onnx-ops.js';
 import { permuteData } from '../src/engine/onnx-ops.js';
-import { encodeModel } from '../src/engine/onnx-proto.js';
+import { NCHWC_DOMAIN, encodeModel } from '../src/engine/onnx-proto.js';
 import {
   ConvCase, ConvGradPolicy, DW_FORMULATIONS, DX_FORMULATIONS, OnnxTrainBuilder, convGradApplies, defaultConvGrad, todaysConvGrad,
 } from '../src/engine/onnx-train-ops.js';
@@ -37,6 +40,8 @@ const reps = Number(opt('reps', '2'));
 const status = await loadOrt();
 if (!status.ort) throw new Error(status.error);
 const ort = status.ort;
+const block = argv.includes('--nchwc') ? await nchwcBlockSize(ort) : 0;
+if (argv.includes('--nchwc') && !block) throw new Error('--nchwc: onnxruntime has no blocked-layout kernels on this machine');
 type Tensor = InstanceType<typeof ort.Tensor>;
 type Session = Awaited<ReturnType<typeof ort.InferenceSession.create>>;
 const median = (v: number[]) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -66,12 +71,12 @@ async function perCase() {
   const seen = new Map<string, { c: ConvCase; n: number }>();
   const record: ConvGradPolicy = (c) => { const k = JSON.stringify(c); const e = seen.get(k) ?? { c, n: 0 }; e.n++; seen.set(k, e); return defaultConvGrad(c); };
   buildTrainGraph(SPEC_UNET, { rows: B, adam: DEFAULT_ADAMW, convGrad: record });
-  console.log(`conv gradients of the reference network's training graph, batch ${B}, ${threads} intra-op thread(s), onnxruntime-node ${status.version}; ${rounds} rounds x ${reps} runs interleaved, medians; ratio = formulation / first (lower is faster)`);
+  console.log(`conv gradients of the reference network's training graph, batch ${B}, ${threads} intra-op thread(s), onnxruntime-node ${status.version}, ${block ? `blocked kernels (block ${block})` : 'no blocked kernels'}; ${rounds} rounds x ${reps} runs interleaved, medians; ratio = formulation / first (lower is faster)`);
   console.log('\n| grad | x [B,H,W,Cin] | w [KH,KW,Cin,Cout] | stride | x in graph | formulation | wall ms | cpu ms | cpu ratio | wall ratio | max rel diff |\n|---|---|---|---|---|---|---|---|---|---|---|');
   const rng = new Rng(3);
   const kind = opt('kind', ''); // dx | dw: only those
   for (const { c, n } of [...seen.values()].filter((e) => !kind || e.c.kind === kind).sort((a, b) => (a.c.kind < b.c.kind ? -1 : a.c.kind > b.c.kind ? 1 : 0))) {
-    const forms = (c.kind === 'dx' ? DX_FORMULATIONS : DW_FORMULATIONS).filter((f) => convGradApplies(f, c));
+    const forms = (c.kind === 'dx' ? DX_FORMULATIONS : DW_FORMULATIONS).filter((f) => convGradApplies(f, c, block));
     const nchw = (s: number[]) => [s[0], s[3], s[1], s[2]];
     const data = {
       x: new ort.Tensor('float32', rng.normals(c.xShape.reduce((a, b) => a * b, 1)), nchw(c.xShape)),
@@ -82,6 +87,7 @@ async function perCase() {
     for (const f of forms) {
       const g = new OnnxTrainBuilder();
       g.convGrad = () => f;
+      g.nchwcBlock = block;
       const NCHW = [0, 3, 1, 2];
       const act = (name: string, shape: number[]): GVal => { g.input(name, nchw(shape)); return { id: name, shape, perm: NCHW, dtype: 'float32' }; };
       let y: GVal;
@@ -99,7 +105,7 @@ async function perCase() {
       const phys = perm.map((a) => y.shape[a]);
       g.outputPhysical(y, perm, 'y');
       const bytes = encodeModel({
-        irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }], producerName: 'bench', producerVersion: '', docString: '', graph: g.graph('conv_grad'), metadata: {},
+        irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }, { domain: NCHWC_DOMAIN, version: 1 }], producerName: 'bench', producerVersion: '', docString: '', graph: g.graph('conv_grad'), metadata: {},
       });
       const inv = [0, 1, 2, 3].map((j) => perm.indexOf(j));
       runs.push({ f, s: await session(bytes), feeds, toLogical: (d) => permuteData(d, phys, inv) });

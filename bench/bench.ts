@@ -11,7 +11,9 @@
  *               (engine/onnx-train.ts), state kept in onnxruntime tensors: one session x 1 and
  *               x --workers intra-op threads (the step as one graph), and --workers data-parallel
  *               sessions x 1 thread (engine/onnx-train-dp.ts: gradient graphs in worker threads,
- *               the optimizer graph on the main thread); the three timed interleaved
+ *               the optimizer graph on the main thread), all with blocked-layout Convs where
+ *               onnxruntime has them, and the data-parallel mode with plain Convs (as before
+ *               session 10); the four timed interleaved
  * Median of --iters timed iterations after --warmup. Rows: in-process (1 thread) and the
  * data-parallel trainer with --workers threads; --only fwd|train|onnx|onnx-train|sample picks a
  * group (train includes onnx-train).
@@ -33,7 +35,7 @@ import { denoiserOf } from '../src/diffusion/pipeline.js';
 import { sample } from '../src/diffusion/samplers.js';
 import { exportOnnx } from '../src/engine/export.js';
 import { OnnxUNet, loadOrt } from '../src/engine/onnx-engine.js';
-import { OnnxTrainEngine } from '../src/engine/onnx-train.js';
+import { OnnxTrainEngine, trainGraphBlock } from '../src/engine/onnx-train.js';
 import { CHECKPOINT_FORMAT } from '../src/diffusion/checkpoint.js';
 import { decodeModel } from '../src/engine/onnx-proto.js';
 import { calibrate, mnistCalibration, quantizeOnnxBytes } from '../src/engine/quantize.js';
@@ -157,14 +159,15 @@ async function main() {
       // one session x 1 thread, one session x --workers threads, --workers data-parallel sessions x 1 thread:
       // built side by side and timed interleaved, the order rotated each iteration (a 2-thread
       // session's idle pool spins for a moment after its run: that cost falls on each mode in turn)
-      const modes = [{ sessions: 1, threads: 1 }, { sessions: 1, threads: workers }, { sessions: workers, threads: 1 }]
-        .filter((m, i, all) => all.findIndex((x) => x.sessions === m.sessions && x.threads === m.threads) === i);
+      // (and the data-parallel mode with plain Convs, as before the blocked-layout kernels: the A/B of session 10)
+      const modes = [{ sessions: 1, threads: 1, nchwc: true }, { sessions: 1, threads: workers, nchwc: true }, { sessions: workers, threads: 1, nchwc: true }, { sessions: workers, threads: 1, nchwc: false }]
+        .filter((m, i, all) => all.findIndex((x) => x.sessions === m.sessions && x.threads === m.threads && x.nchwc === m.nchwc) === i);
       const engines = [];
       for (const m of modes) {
         engines.push(await OnnxTrainEngine.create({
           config: { format: CHECKPOINT_FORMAT, model: SPEC_UNET, schedule: DEFAULT_SCHEDULE, objective: DEFAULT_OBJECTIVE }, adam: DEFAULT_ADAMW,
           state: { params: params.slice(), ema: params.slice(), m: new Float32Array(size), v: new Float32Array(size), adamStep: 0 },
-          rows: B, workers: m.sessions, backend, threads: m.threads,
+          rows: B, workers: m.sessions, backend, threads: m.threads, nchwc: m.nchwc,
         }));
       }
       const settings = { lr: 1e-4, gradClip: 1, emaDecay: 0.9995 };
@@ -179,12 +182,13 @@ async function main() {
         }
       }
       // the machine's speed may drift over a sitting: each round's ratio to the one-session all-threads mode, then the median
-      const base = modes.findIndex((m) => m.sessions === 1 && m.threads === workers);
+      const base = modes.findIndex((m) => m.sessions === 1 && m.threads === workers && m.nchwc);
+      const block = await trainGraphBlock({});
       modes.forEach((m, k) => {
-        const label = `${m.sessions} session${m.sessions > 1 ? 's' : ''} x ${m.threads} thread${m.threads > 1 ? 's' : ''}`;
+        const label = `${m.sessions} session${m.sessions > 1 ? 's' : ''} x ${m.threads} thread${m.threads > 1 ? 's' : ''}${m.nchwc && block ? '' : ', plain Convs'}`;
         const paired = base >= 0 ? median(ms[k].map((v, i) => v / ms[base][i])) : NaN;
         process.stderr.write(`  onnx train step, batch 64, ${label}: median ${median(ms[k]).toFixed(0)} ms over ${iters} (interleaved); per-round time ratio to 1 session x ${workers} threads, median: ${paired.toFixed(3)}\n`);
-        rows.push({ what: 'train', engine: `onnx ${label}`, sessions: m.sessions, threadsPerSession: m.threads, threads: m.sessions * m.threads, imgPerSec: (B * 1000) / median(ms[k]), msMedian: median(ms[k]), pairedRatio: paired, msAll: ms[k] });
+        rows.push({ what: 'train', engine: `onnx ${label}`, sessions: m.sessions, threadsPerSession: m.threads, threads: m.sessions * m.threads, nchwcBlock: m.nchwc ? block : 0, imgPerSec: (B * 1000) / median(ms[k]), msMedian: median(ms[k]), pairedRatio: paired, msAll: ms[k] });
       });
       for (const e of engines) await e.close();
     }

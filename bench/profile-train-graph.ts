@@ -3,10 +3,11 @@
  * per node, from onnxruntime's own profiler (session option enableProfiling; the JSON trace of
  * Chrome's trace-event format it writes on endProfiling()).
  *
- *   node dist/bench/profile-train-graph.js [--batch 64] [--threads 1] [--warmup 2] [--runs 3] [--top 15] [--json FILE]
+ *   node dist/bench/profile-train-graph.js [--batch 64] [--threads 1] [--warmup 2] [--runs 3] [--top 15] [--json FILE] [--no-nchwc]
  *
  * The graph is exactly the one `--engine onnx` trains with (engine/train-graph.ts with AdamW and
- * EMA), run through a session with driftlab's session options (cpuSessionOptions). Only the last
+ * EMA, blocked-layout Convs where onnxruntime has them unless --no-nchwc), run through a session
+ * with driftlab's session options (cpuSessionOptions). Only the last
  * --runs runs are counted (the warm-up runs' events are dropped); times are per step, averaged
  * over them. Each node name carries the part of the step that emitted it (fwd/, bwd/, opt/:
  * train-graph.ts), so the per-phase totals come from the same trace.
@@ -18,7 +19,7 @@ import { SPEC_UNET } from '../src/diffusion/config.js';
 import { modelParamSpecs } from '../src/diffusion/arch.js';
 import { flatLayout, UNetModel } from '../src/diffusion/model.js';
 import { DEFAULT_ADAMW } from '../src/diffusion/optim.js';
-import { cpuSessionOptions, loadOrt } from '../src/engine/onnx-engine.js';
+import { cpuSessionOptions, loadOrt, nchwcBlockSize } from '../src/engine/onnx-engine.js';
 import { STEP_SCALARS, buildTrainGraph } from '../src/engine/train-graph.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -34,7 +35,8 @@ const status = await loadOrt();
 if (!status.ort) throw new Error(status.error);
 const ort = status.ort;
 const config = SPEC_UNET;
-const graph = buildTrainGraph(config, { rows: B, adam: DEFAULT_ADAMW });
+const nchwcBlock = argv.includes('--no-nchwc') ? 0 : await nchwcBlockSize(ort);
+const graph = buildTrainGraph(config, { rows: B, adam: DEFAULT_ADAMW, nchwcBlock });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'driftlab-prof-'));
 const { options } = cpuSessionOptions(threads, { enableProfiling: true, profileFilePrefix: path.join(dir, 'train') });
 const session = await ort.InferenceSession.create(graph.bytes, options as any);
@@ -108,7 +110,7 @@ const total = [...byType.values()].reduce((a, t) => a + t.ms, 0);
 const pct = (ms: number) => `${((100 * ms) / total).toFixed(1)}%`;
 const cpu = os.cpus()[0]?.model ?? '?';
 const med = (v: number[]) => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1]; };
-console.log(`onnx training step (forward, backward, clip, AdamW, EMA), reference network, batch ${B}, ${threads} intra-op thread(s), onnxruntime-node ${status.version}, ${cpu}`);
+console.log(`onnx training step (forward, backward, clip, AdamW, EMA), reference network, batch ${B}, ${threads} intra-op thread(s), onnxruntime-node ${status.version}, ${nchwcBlock ? `blocked-layout Convs (block ${nchwcBlock})` : "plain Convs"}, ${cpu}`);
 console.log(`graph: ${graph.nodes} nodes; profiled runs: ${runs} after ${warmup} warm-up; model_run ${runMs.toFixed(1)} ms/step, node kernels ${total.toFixed(1)} ms/step; wall (JS, incl. profiling) median ${med(wall.slice(warmup)).toFixed(1)} ms`);
 console.log('\n| op type | ms/step | share | nodes |\n|---|---|---|---|');
 for (const [op, t] of [...byType.entries()].sort((a, b) => b[1].ms - a[1].ms)) console.log(`| ${op} | ${t.ms.toFixed(1)} | ${pct(t.ms)} | ${Math.round(t.n)} |`);

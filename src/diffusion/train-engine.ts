@@ -69,6 +69,8 @@ export interface TrainEngineOptions {
   /** onnx: intra-op threads per session (default cores / workers, at least 1; one session: all cores) */
   threads?: number;
   device?: TrainDevice;
+  /** onnx on cpu: blocked-layout Convs where onnxruntime has them (default true; false for A/B) */
+  nchwc?: boolean;
   /** where the engine line goes (default stderr); null: nowhere */
   say?: ((line: string) => void) | null;
 }

@@ -13,7 +13,7 @@ import type { UNetConfig } from '../diffusion/config.js';
 import type { Denoiser } from '../diffusion/samplers.js';
 import { DriftlabError } from '../util/errors.js';
 import { CpuInt8, Int8Scheme, cpuInt8, int8Line, measuredCpuInt8 } from './int8-scheme.js';
-import { DataType, encodeModel, readModel } from './onnx-proto.js';
+import { DataType, NCHWC_DOMAIN, encodeModel, readModel } from './onnx-proto.js';
 
 export type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
@@ -106,6 +106,41 @@ export function probeU8S8Saturation(ort: Ort): Promise<boolean | null> {
     }
   })();
   return u8s8;
+}
+
+let nchwc: Promise<number> | null = null;
+
+/**
+ * The channel block of onnxruntime's blocked-layout (NCHWc) CPU kernels on this CPU, as
+ * onnxruntime sees it (MLAS picks 8 for AVX2, 16 for AVX-512), or 0 where they are absent (no
+ * such kernels for the CPU, or a build without the com.microsoft.nchwc ops): one ReorderInput of
+ * 4 channels, whose output pads the channels to one block. Once per process, a few ms. Training
+ * graphs (engine/train-graph.ts) use it to run Convs on non-constant weights through those
+ * kernels; the graph is then built for this block size, and the numbers are the same (to float
+ * rounding) whatever the block (test/engine/nchwc.test.ts).
+ */
+export function nchwcBlockSize(ort: Ort): Promise<number> {
+  nchwc ??= (async () => {
+    try {
+      const vi = (name: string, dims: (number | string)[]) => ({ name, elemType: DataType.FLOAT, dims });
+      const s = await ort.InferenceSession.create(encodeModel({
+        irVersion: 8, opsetImports: [{ domain: '', version: 17 }, { domain: NCHWC_DOMAIN, version: 1 }], producerName: 'driftlab', producerVersion: '', docString: '', metadata: {},
+        graph: {
+          name: 'nchwc', nodes: [{ name: 'r', opType: 'ReorderInput', domain: NCHWC_DOMAIN, inputs: ['x'], outputs: ['y'], attributes: [] }],
+          initializers: [], inputs: [vi('x', [1, 4, 1, 1])], outputs: [vi('y', [1, 'c', 1, 1])],
+        },
+      }), { intraOpNumThreads: 1, logSeverityLevel: 3 });
+      try {
+        const b = Number((await s.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) })).y.dims[1]);
+        return Number.isInteger(b) && b >= 4 && (b & (b - 1)) === 0 ? b : 0;
+      } finally {
+        await s.release();
+      }
+    } catch {
+      return 0;
+    }
+  })();
+  return nchwc;
 }
 
 /**

@@ -126,10 +126,10 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     return name;
   }
 
-  protected node(op: string, inputs: string[], attrs: AttributeProto[] = [], out?: string): string {
+  protected node(op: string, inputs: string[], attrs: AttributeProto[] = [], out?: string, domain = ''): string {
     const o = out ?? this.fresh(`${op.toLowerCase()}${this.n}`);
     if (out) this.names.add(out);
-    this.nodes.push({ name: `${this.scope ? `${this.scope}/` : ''}${op}_${this.n++}`, opType: op, domain: '', inputs, outputs: [o], attributes: attrs });
+    this.nodes.push({ name: `${this.scope ? `${this.scope}/` : ''}${op}_${this.n++}`, opType: op, domain, inputs, outputs: [o], attributes: attrs });
     return o;
   }
 

@@ -15,6 +15,9 @@ import { DriftlabError } from '../util/errors.js';
 export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
 const ELEM_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 6: 4, 7: 8 };
 
+/** onnxruntime's operator domain of its blocked-layout (NCHWc) CPU kernels (contrib ops) */
+export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
+
 /** AttributeProto.AttributeType values */
 export const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
 

@@ -26,7 +26,7 @@ import type { AdamWConfig } from '../diffusion/optim.js';
 import { DriftlabError } from '../util/errors.js';
 import { cpuSessionOptions } from './onnx-engine.js';
 import {
-  FeedArray, GraphBatch, OnnxStepper, OrtTrainState, Slot, StepHyper, batchArrays, openSession, stepScalarFeeds, threadsWord,
+  FeedArray, GraphBatch, OnnxStepper, OrtTrainState, Slot, StepHyper, batchArrays, openSession, stepScalarFeeds, threadsWord, blockWord, trainGraphBlock,
 } from './onnx-train.js';
 import { buildOptimizerGraph, buildTrainGraph } from './train-graph.js';
 
@@ -41,6 +41,8 @@ export interface OnnxDpOptions {
   threads?: number;
   /** intra-op threads of the optimizer session on the main thread (default 1) */
   optimizerThreads?: number;
+  /** blocked-layout Convs in the gradient graphs where onnxruntime has them (default true; onnx-train.ts OnnxTrainOptions) */
+  nchwc?: boolean;
 }
 
 interface Reply { ready?: boolean; loss?: number; built?: number; closed?: boolean; error?: string }
@@ -113,7 +115,8 @@ export class OnnxDpTrainer implements OnnxStepper {
   private closed = false;
   private constructor(
     private readonly ort: Ort, private readonly optimizer: Session, private slots: Slot_[], private readonly params: Float32Array,
-    readonly config: UNetConfig, readonly layout: FlatLayout, readonly adam: AdamWConfig, readonly line: string, private readonly frames?: number,
+    readonly config: UNetConfig, readonly layout: FlatLayout, readonly adam: AdamWConfig, readonly line: string, private readonly frames: number | undefined,
+    private readonly block: number,
   ) {
     this.state = new OrtTrainState(ort, layout);
     this.grad = new Float32Array(layout.size);
@@ -134,6 +137,7 @@ export class OnnxDpTrainer implements OnnxStepper {
     // the optimizer is elementwise and short: one thread, so no idle intra-op pool spins beside the workers
     const { ort, session: optimizer, line } = await openSession(buildOptimizerGraph(config, adam).bytes, { threads: o.optimizerThreads ?? 1 });
     const version = line.match(/onnxruntime-node (\S+)/)?.[1] ?? '?';
+    const block = await trainGraphBlock({ nchwc: o.nchwc });
     const options = cpuSessionOptions(threads).options;
     const paramsSab = new SharedArrayBuffer(layout.size * 4);
     const specs = layout.specs.map((s, i) => ({ name: s.name, shape: s.shape, offset: layout.offsets[i] }));
@@ -154,7 +158,7 @@ export class OnnxDpTrainer implements OnnxStepper {
       throw e;
     }
     const tr = new OnnxDpTrainer(ort, optimizer, slots, new Float32Array(paramsSab), config, layout, adam,
-      `engine onnxruntime-node ${version} · cpu · ${W} sessions x ${threadsWord(threads)} (data-parallel worker threads) · gradient graphs, optimizer graph`, frames);
+      `engine onnxruntime-node ${version} · cpu · ${W} sessions x ${threadsWord(threads)} (data-parallel worker threads) · gradient graphs, optimizer graph${blockWord(block)}`, frames, block);
     try {
       const b = shardBounds(rows, G, W);
       await Promise.all(slots.map((s, k) => tr.build(s, b[k + 1] - b[k])));
@@ -167,7 +171,7 @@ export class OnnxDpTrainer implements OnnxStepper {
 
   private graph(rows: number): Uint8Array {
     let g = this.graphs.get(rows);
-    if (!g) this.graphs.set(rows, (g = buildTrainGraph(this.config, { rows, frames: this.frames }).bytes));
+    if (!g) this.graphs.set(rows, (g = buildTrainGraph(this.config, { rows, frames: this.frames, nchwcBlock: this.block }).bytes));
     return g;
   }
 

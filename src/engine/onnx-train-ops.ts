@@ -14,7 +14,7 @@
  *
  * raw() emits any node on identity-layout operands (the optimizer in onnx-train.ts uses it).
  */
-import { AttrType, AttributeProto, DataType, f32Bytes } from './onnx-proto.js';
+import { AttrType, AttributeProto, DataType, NCHWC_DOMAIN, f32Bytes } from './onnx-proto.js';
 import { GVal, OnnxGraphBuilder, unsupported } from './onnx-ops.js';
 import type { GradOps } from './vjp.js';
 
@@ -24,16 +24,24 @@ const int = (name: string, i: number): AttributeProto => ({ name, type: AttrType
 const NCHW = [0, 3, 1, 2];
 
 /** one conv gradient to emit: shapes are logical (NHWC, weights [KH,KW,Cin,Cout]) */
-export interface ConvCase { kind: 'dx' | 'dw'; xShape: number[]; wShape: number[]; dyShape: number[]; stride: number; pad: number }
+export interface ConvCase {
+  kind: 'dx' | 'dw'; xShape: number[]; wShape: number[]; dyShape: number[]; stride: number; pad: number;
+  /** the builder's blocked-kernel channel block (OnnxTrainBuilder.nchwcBlock; 0 = none) */
+  nchwcBlock?: number;
+}
 export const DX_FORMULATIONS = ['conv-transpose', 'flipped-conv'] as const;
-export const DW_FORMULATIONS = ['swapped-conv', 'im2col-nhwc', 'im2col-nchw', 'taps-nchw', 'taps-cbhw'] as const;
+export const DW_FORMULATIONS = ['swapped-conv', 'im2col-nhwc', 'im2col-nchw', 'taps-nchw', 'taps-cbhw', 'swapped-nchwc'] as const;
 export type DxFormulation = (typeof DX_FORMULATIONS)[number];
 export type DwFormulation = (typeof DW_FORMULATIONS)[number];
 export type ConvGradPolicy = (c: ConvCase) => DxFormulation | DwFormulation;
 
-/** does formulation f apply to case c (flipped-conv: stride 1 only) */
-export function convGradApplies(f: DxFormulation | DwFormulation, c: ConvCase): boolean {
+/**
+ * does formulation f apply to case c (flipped-conv: stride 1 only; swapped-nchwc: the blocked
+ * kernels present, with block `nchwcBlock`, dividing the batch and the output channels)
+ */
+export function convGradApplies(f: DxFormulation | DwFormulation, c: ConvCase, nchwcBlock = 0): boolean {
   if (c.kind === 'dx') return f === 'conv-transpose' || (f === 'flipped-conv' && c.stride === 1 && c.pad <= c.wShape[0] - 1 && c.pad <= c.wShape[1] - 1);
+  if (f === 'swapped-nchwc') return nchwcBlock > 0 && c.xShape[0] % nchwcBlock === 0 && c.wShape[3] % nchwcBlock === 0;
   return (DW_FORMULATIONS as readonly string[]).includes(f);
 }
 
@@ -52,11 +60,16 @@ export const todaysConvGrad: ConvGradPolicy = (c) => (c.kind === 'dx' ? 'conv-tr
  *   dx stride 1, 1x1 or Cout <= Cin flipped-conv                                 0.24-0.98
  *                                   (32->32 at 28x28: 0.67 in one sitting, 1.14 in another)
  *   dx otherwise (stride 2; 32->64) conv-transpose (flipped 1.13-1.22 for 32->64 at 14x14)
+ * With the blocked kernels (nchwcBlock, bench-conv-grad --nchwc, session 10) the flipped Conv runs
+ * on them wherever the block divides both channel counts: 0.46-0.76 of ConvTranspose for every 3x3
+ * stride-1 case, 32->64 at 14x14 included (0.70), so it is taken there too.
  */
 export const defaultConvGrad: ConvGradPolicy = (c) => {
   const [kh, kw, cin, cout] = c.wShape;
   const pointwise = kh === 1 && kw === 1 && c.stride === 1;
-  if (c.kind === 'dx') return convGradApplies('flipped-conv', c) && (pointwise || cout <= cin) ? 'flipped-conv' : 'conv-transpose';
+  const b = c.nchwcBlock ?? 0;
+  const blocked = b > 0 && cin % b === 0 && cout % b === 0;
+  if (c.kind === 'dx') return convGradApplies('flipped-conv', c) && (pointwise || cout <= cin || blocked) ? 'flipped-conv' : 'conv-transpose';
   if (pointwise || cin === 1) return 'im2col-nchw';
   if (c.stride === 1) return 'taps-cbhw';
   return c.dyShape[1] * c.dyShape[2] < 196 ? 'im2col-nhwc' : 'swapped-conv';
@@ -82,14 +95,69 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
    */
   convGrad: ConvGradPolicy = defaultConvGrad;
 
+  /**
+   * Channel block of onnxruntime's blocked-layout CPU kernels (engine/onnx-engine.ts
+   * nchwcBlockSize), 0 = not used. When set, every Conv on non-constant weights whose input and
+   * output channels are multiples of the block (the forward's, and the input gradient's flipped
+   * Convs) runs as com.microsoft.nchwc ReorderInput -> Conv -> ReorderOutput, with the weights
+   * reordered in graph (one Reshape-Transpose-Reshape) to the blocked filter layout
+   * [O/B, I/B, KH, KW, Bi, Bo]. onnxruntime applies these kernels itself only to Convs whose
+   * weights are initializers (its NchwcTransformer), which a training graph's are not; measured
+   * faster per conv, reorders included, 1.3-2x (docs/BENCHMARKS.md). The graph is then built for
+   * this CPU's block: it is not a file to ship.
+   */
+  nchwcBlock = 0;
+  /** did the graph emit com.microsoft.nchwc nodes (its opset imports must then name the domain) */
+  usedNchwc = false;
+
+  private nchwcFits(cin: number, cout: number, w: GVal): boolean {
+    const b = this.nchwcBlock;
+    return b > 0 && !w.data && cin % b === 0 && cout % b === 0;
+  }
+
+  /**
+   * Filter of a Conv with `o` output and `i` input channels in the blocked layout, from a tensor
+   * whose identity layout is [KH, KW, I, O] (forward weights) or [KH, KW, O, I] (`swap`: the input
+   * gradient's, whose output channels are the forward's input channels).
+   */
+  private nchwcFilter(w: string, kh: number, kw: number, o: number, i: number, swap: boolean): string {
+    const b = this.nchwcBlock;
+    const six = swap ? [kh, kw, o / b, b, i / b, b] : [kh, kw, i / b, b, o / b, b];
+    const perm = swap ? [2, 4, 0, 1, 5, 3] : [4, 2, 0, 1, 3, 5]; // -> [O/B, I/B, KH, KW, Bi, Bo]
+    const t = this.node('Transpose', [this.node('Reshape', [w, this.i64(six)])], [ints('perm', perm)]);
+    return this.node('Reshape', [t, this.i64([o, i, kh, kw])]);
+  }
+
+  /** y = conv(x NCHW, blocked filter, bias) through the blocked kernels -> NCHW name */
+  private nchwcConv(xNchw: string, filter: string, bias: string | null, cout: number, attrs: AttributeProto[]): string {
+    this.usedNchwc = true;
+    const xr = this.node('ReorderInput', [xNchw], [], undefined, NCHWC_DOMAIN);
+    const yr = this.node('Conv', bias ? [xr, filter, bias] : [xr, filter], attrs, undefined, NCHWC_DOMAIN);
+    return this.node('ReorderOutput', [yr], [int('channels', cout)], undefined, NCHWC_DOMAIN);
+  }
+
+  override conv2d(x: GVal, w: GVal, b: GVal, stride: number, pad: number): GVal {
+    const [kh, kw, cin, cout] = w.shape;
+    if (x.shape.length !== 4 || w.shape.length !== 4 || !this.nchwcFits(cin, cout, w) || !Number.isInteger(pad) || !Number.isInteger(stride) || stride < 1) {
+      return super.conv2d(x, w, b, stride, pad);
+    }
+    const [N, H, W] = x.shape;
+    const filter = this.nchwcFilter(this.as(w, [0, 1, 2, 3]), kh, kw, cout, cin, false);
+    const y = this.nchwcConv(this.as(x, NCHW), filter, this.as(b, [0]), cout, [
+      ints('kernel_shape', [kh, kw]), ints('pads', [pad, pad, pad, pad]), ints('strides', [stride, stride]),
+    ]);
+    const out = (n: number, k: number) => Math.floor((n + 2 * pad - k) / stride) + 1;
+    return this.val(y, [N, out(H, kh), out(W, kw), cout], NCHW);
+  }
+
   conv2dGradInput(dy: GVal, w: GVal, xShape: number[], stride: number, pad: number): GVal {
-    const c: ConvCase = { kind: 'dx', xShape, wShape: w.shape, dyShape: dy.shape, stride, pad };
+    const c: ConvCase = { kind: 'dx', xShape, wShape: w.shape, dyShape: dy.shape, stride, pad, nchwcBlock: this.nchwcBlock };
     const f = this.convGrad(c) as DxFormulation;
     return this.within(`conv_dx_${f}`, () => (f === 'flipped-conv' ? this.dxFlippedConv(dy, w, c) : this.dxConvTranspose(dy, w, c)));
   }
 
   conv2dGradWeight(x: GVal, dy: GVal, wShape: number[], stride: number, pad: number): GVal {
-    const c: ConvCase = { kind: 'dw', xShape: x.shape, wShape, dyShape: dy.shape, stride, pad };
+    const c: ConvCase = { kind: 'dw', xShape: x.shape, wShape, dyShape: dy.shape, stride, pad, nchwcBlock: this.nchwcBlock };
     const f = this.convGrad(c) as DwFormulation;
     return this.within(`conv_dw_${f}`, () => {
       switch (f) {
@@ -97,6 +165,7 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
         case 'im2col-nchw': return this.dwIm2colNchw(x, dy, c);
         case 'taps-nchw': return this.dwTaps(x, dy, c, NCHW);
         case 'taps-cbhw': return this.dwTaps(x, dy, c, [3, 0, 1, 2]);
+        case 'swapped-nchwc': return this.dwSwappedNchwc(x, dy, c);
         default: return this.dwSwappedConv(x, dy, c);
       }
     });
@@ -123,10 +192,17 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
   private dxFlippedConv(dy: GVal, w: GVal, { xShape, stride, pad }: ConvCase): GVal {
     const [kh, kw] = w.shape;
     if (stride !== 1 || pad > kh - 1 || pad > kw - 1) unsupported('conv2dGradInput', `as a flipped conv with stride ${stride}, pad ${pad}, kernel ${kh}x${kw}`);
-    let wt = this.as(w, [2, 3, 0, 1]); // [Cin, Cout, KH, KW]
-    if (kh > 1 || kw > 1) wt = this.node('Slice', [wt, this.i64([kh - 1, kw - 1]), this.i64([-(kh + 1), -(kw + 1)]), this.i64([2, 3]), this.i64([-1, -1])]);
     const [ph, pw] = [kh - 1 - pad, kw - 1 - pad];
-    const y = this.node('Conv', [this.as(dy, NCHW), wt], [ints('kernel_shape', [kh, kw]), ints('pads', [ph, pw, ph, pw]), ints('strides', [1, 1])]);
+    const attrs = [ints('kernel_shape', [kh, kw]), ints('pads', [ph, pw, ph, pw]), ints('strides', [1, 1])];
+    const flip = (v: string, axes: number[]) => (kh > 1 || kw > 1 ? this.node('Slice', [v, this.i64([kh - 1, kw - 1]), this.i64([-(kh + 1), -(kw + 1)]), this.i64(axes), this.i64([-1, -1])]) : v);
+    const [, , cin, cout] = w.shape;
+    if (this.nchwcFits(cout, cin, w)) {
+      // the same correlation on the blocked kernels: flip [KH, KW, Cin, Cout] in its spatial axes
+      const filter = this.nchwcFilter(flip(this.as(w, [0, 1, 2, 3]), [0, 1]), kh, kw, cin, cout, true);
+      return this.val(this.nchwcConv(this.as(dy, NCHW), filter, null, cin, attrs), xShape, NCHW);
+    }
+    const wt = flip(this.as(w, [2, 3, 0, 1]), [2, 3]); // [Cin, Cout, KH, KW], flipped
+    const y = this.node('Conv', [this.as(dy, NCHW), wt], attrs);
     return this.val(y, xShape, NCHW);
   }
 
@@ -147,6 +223,30 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
     if (full[0] < kh || full[1] < kw) unsupported('conv2dGradWeight', `for weights [${wShape}] from [${x.shape}]`);
     if (full[0] !== kh || full[1] !== kw) y = this.node('Slice', [y, this.i64([0, 0]), this.i64([kh, kw]), this.i64([2, 3])]);
     return this.val(y, wShape, [2, 3, 0, 1]);
+  }
+
+  /**
+   * The swapped Conv on the blocked kernels: x as [Cin, B, H, W] (the batch is the channel axis,
+   * reordered to blocks of B), dy reordered straight from NCHW to the blocked filter layout of a
+   * Conv with Cout outputs over B inputs and an Ho x Wo kernel. Needs the block to divide the
+   * batch and Cout (convGradApplies).
+   */
+  private dwSwappedNchwc(x: GVal, dy: GVal, c: ConvCase): GVal {
+    const [kh, kw, , cout] = c.wShape;
+    const [N, H, W] = x.shape;
+    const [, Ho, Wo] = dy.shape;
+    const b = this.nchwcBlock;
+    if (!convGradApplies('swapped-nchwc', c, b)) unsupported('conv2dGradWeight', `on the blocked kernels (block ${b}) for x [${x.shape}], weights [${c.wShape}]`);
+    // dy [N, Cout, Ho, Wo] -> [N/b, bi, Cout/b, bo, Ho, Wo] -> [Cout/b, N/b, Ho, Wo, bi, bo]
+    const six = this.node('Reshape', [this.as(dy, NCHW), this.i64([N / b, b, cout / b, b, Ho, Wo])]);
+    const filter = this.node('Reshape', [this.node('Transpose', [six], [ints('perm', [2, 0, 4, 5, 1, 3])]), this.i64([cout, N, Ho, Wo])]);
+    let y = this.nchwcConv(this.as(x, [3, 0, 1, 2]), filter, null, cout, [
+      ints('kernel_shape', [Ho, Wo]), ints('pads', [c.pad, c.pad, c.pad, c.pad]), ints('dilations', [c.stride, c.stride]), ints('strides', [1, 1]),
+    ]); // [Cin, Cout, KH', KW']
+    const full = [H + 2 * c.pad - c.stride * (Ho - 1), W + 2 * c.pad - c.stride * (Wo - 1)];
+    if (full[0] < kh || full[1] < kw) unsupported('conv2dGradWeight', `for weights [${c.wShape}] from [${x.shape}]`);
+    if (full[0] !== kh || full[1] !== kw) y = this.node('Slice', [y, this.i64([0, 0]), this.i64([kh, kw]), this.i64([2, 3])]);
+    return this.val(y, c.wShape, [2, 3, 0, 1]);
   }
 
   /**

@@ -19,7 +19,7 @@ import { AdamWConfig, emaDecay } from '../diffusion/optim.js';
 import { Schedule, makeSchedule } from '../diffusion/schedule.js';
 import type { StepResult, StepSettings, TrainEngine, TrainEngineOptions, TrainState } from '../diffusion/train-engine.js';
 import { DriftlabError } from '../util/errors.js';
-import { cpuSessionOptions, loadOrt } from './onnx-engine.js';
+import { cpuSessionOptions, loadOrt, nchwcBlockSize } from './onnx-engine.js';
 import { STEP_SCALARS, buildTrainGraph } from './train-graph.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -32,7 +32,23 @@ export const DEVICES: Device[] = ['cpu', 'cuda'];
 export interface OnnxTrainOptions {
   threads?: number;
   device?: Device;
+  /**
+   * run the Convs on the weights through onnxruntime's blocked-layout CPU kernels where it has
+   * them (default true on cpu; never on cuda): train-graph.ts nchwcBlock, measured 1.3x faster per
+   * whole step (docs/BENCHMARKS.md). false: plain Convs (A/B, tests).
+   */
+  nchwc?: boolean;
 }
+
+/** The channel block the training graphs are built for under options o (0: plain Convs). */
+export async function trainGraphBlock(o: { device?: Device; nchwc?: boolean }): Promise<number> {
+  if (o.nchwc === false || (o.device ?? 'cpu') !== 'cpu') return 0;
+  const status = await loadOrt();
+  return status.ort ? nchwcBlockSize(status.ort) : 0;
+}
+
+/** the engine line's note on the blocked kernels */
+export const blockWord = (block: number) => (block ? ` · blocked-layout Convs (block ${block})` : '');
 
 /** A prepared batch (grad.ts prepareBatch) of `rows` rows. */
 export interface GraphBatch {
@@ -119,7 +135,8 @@ export class OnnxGradSession {
   private constructor(private readonly ort: Ort, private readonly session: Session, readonly config: UNetConfig, readonly rows: number, readonly layout: FlatLayout) {}
 
   static async create(config: UNetConfig, layout: FlatLayout, rows: number, frames?: number, o: OnnxTrainOptions = {}): Promise<OnnxGradSession> {
-    const { ort, session } = await openSession(buildTrainGraph(config, { rows, frames }).bytes, o);
+    const nchwcBlock = await trainGraphBlock(o);
+    const { ort, session } = await openSession(buildTrainGraph(config, { rows, frames, nchwcBlock }).bytes, o);
     return new OnnxGradSession(ort, session, config, rows, layout);
   }
 
@@ -218,15 +235,16 @@ export class OnnxTrainer implements OnnxStepper {
   private readonly state: OrtTrainState;
   private constructor(
     private readonly ort: Ort, readonly config: UNetConfig, readonly layout: FlatLayout, readonly adam: AdamWConfig,
-    private readonly opts: OnnxTrainOptions, readonly line: string, private readonly frames?: number,
+    private readonly opts: OnnxTrainOptions, readonly line: string, private readonly frames: number | undefined, private readonly block: number,
   ) {
     this.state = new OrtTrainState(ort, layout);
   }
 
   static async create(config: UNetConfig, layout: FlatLayout, adam: AdamWConfig, rows: number, frames?: number, o: OnnxTrainOptions = {}): Promise<OnnxTrainer> {
     checkDevice(o);
-    const { ort, session, line } = await openSession(buildTrainGraph(config, { rows, frames, adam }).bytes, o);
-    const tr = new OnnxTrainer(ort, config, layout, adam, o, line, frames);
+    const nchwcBlock = await trainGraphBlock(o);
+    const { ort, session, line } = await openSession(buildTrainGraph(config, { rows, frames, adam, nchwcBlock }).bytes, o);
+    const tr = new OnnxTrainer(ort, config, layout, adam, o, line + blockWord(nchwcBlock), frames, nchwcBlock);
     tr.sessions.set(rows, session);
     return tr;
   }
@@ -240,7 +258,7 @@ export class OnnxTrainer implements OnnxStepper {
   private async session(rows: number): Promise<Session> {
     let s = this.sessions.get(rows);
     if (!s) {
-      s = (await openSession(buildTrainGraph(this.config, { rows, frames: this.frames, adam: this.adam }).bytes, this.opts)).session;
+      s = (await openSession(buildTrainGraph(this.config, { rows, frames: this.frames, adam: this.adam, nchwcBlock: this.block }).bytes, this.opts)).session;
       this.sessions.set(rows, s);
     }
     return s;
@@ -300,9 +318,9 @@ export class OnnxTrainEngine implements TrainEngine {
     let tr: OnnxStepper;
     if (sessions > 1) {
       const { OnnxDpTrainer } = await import('./onnx-train-dp.js');
-      tr = await OnnxDpTrainer.create(model, layout, o.adam, o.rows, frames, { workers: sessions, threads });
+      tr = await OnnxDpTrainer.create(model, layout, o.adam, o.rows, frames, { workers: sessions, threads, nchwc: o.nchwc });
     } else {
-      tr = await OnnxTrainer.create(model, layout, o.adam, o.rows, frames, { threads: device === 'cpu' ? threads : o.threads, device });
+      tr = await OnnxTrainer.create(model, layout, o.adam, o.rows, frames, { threads: device === 'cpu' ? threads : o.threads, device, nchwc: o.nchwc });
     }
     const { params: p, m, v, ema } = o.state;
     tr.setState({ p, m, v, ema });

@@ -24,7 +24,7 @@ import { modelApply, modelParamSpecs } from '../diffusion/arch.js';
 import type { AdamWConfig } from '../diffusion/optim.js';
 import type { Ops } from './ops.js';
 import { ONNX_IR_VERSION, ONNX_OPSET } from './export.js';
-import { encodeModel } from './onnx-proto.js';
+import { NCHWC_DOMAIN, encodeModel } from './onnx-proto.js';
 import type { GVal } from './onnx-ops.js';
 import { ConvGradPolicy, OnnxTrainBuilder } from './onnx-train-ops.js';
 import { Tape, Var } from './tape.js';
@@ -48,6 +48,11 @@ export interface TrainGraphOptions {
   adam?: AdamWConfig;
   /** conv gradient formulations (default: the measured choice, onnx-train-ops.ts defaultConvGrad) */
   convGrad?: ConvGradPolicy;
+  /**
+   * run Convs on the weights through onnxruntime's blocked-layout kernels with this channel block
+   * (onnx-engine.ts nchwcBlockSize on the machine that runs the graph; 0 / absent = plain Convs)
+   */
+  nchwcBlock?: number;
 }
 
 export interface TrainGraph {
@@ -62,6 +67,7 @@ export function buildTrainGraph(config: UNetConfig, o: TrainGraphOptions): Train
   const specs = modelParamSpecs(config);
   const g = new OnnxTrainBuilder();
   if (o.convGrad) g.convGrad = o.convGrad;
+  g.nchwcBlock = o.nchwcBlock ?? 0;
   const tape = new Tape(g);
   const N = o.rows, S = config.sampleSize;
   const P = new Map<string, Var<GVal>>();
@@ -78,7 +84,7 @@ export function buildTrainGraph(config: UNetConfig, o: TrainGraphOptions): Train
   if (!o.adam) specs.forEach((s, i) => g.output(grads[i], `g:${s.name}`));
   else g.within('opt', () => adamInGraph(g, specs.map((s, k) => ({ name: s.name, shape: s.shape, p: P.get(s.name)!.v, g: grads[k] })), o.adam!));
   const bytes = encodeModel({
-    irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }],
+    irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }, ...(g.usedNchwc ? [{ domain: NCHWC_DOMAIN, version: 1 }] : [])],
     producerName: 'driftlab', producerVersion: '', docString: `driftlab training ${o.adam ? 'step' : 'gradient'} graph, ${N} rows`,
     graph: g.graph(o.adam ? 'driftlab_train_step' : 'driftlab_train_grad'), metadata: { 'driftlab.model': JSON.stringify(config) },
   });

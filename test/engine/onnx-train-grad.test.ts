@@ -59,10 +59,10 @@ function compareGrads(model: UNetModel, got: Float32Array, ref: Float32Array): {
   return worst;
 }
 
-async function check(c: UNetConfig, rows: number, seed: number, frames?: number, objective: ObjectiveConfig = DEFAULT_OBJECTIVE) {
+async function check(c: UNetConfig, rows: number, seed: number, frames?: number, objective: ObjectiveConfig = DEFAULT_OBJECTIVE, nchwc = true) {
   await ready();
   const model = new UNetModel(c, randomParams(c, seed));
-  const session = await OnnxGradSession.create(c, model.layout, rows, frames, { threads: 1 });
+  const session = await OnnxGradSession.create(c, model.layout, rows, frames, { threads: 1, nchwc });
   try {
     const schedule = makeSchedule(DEFAULT_SCHEDULE);
     const batch = batchFor(c, rows, seed + 1, frames);
@@ -123,6 +123,23 @@ test('concat with the context level embedded (contextLevel), 3 + 3 and 3 + 1 fra
   await check({ ...c, video: { ...c.video!, conditioning: 'concat', contextLevel: true } }, 2 * c.video!.frames, 15, c.video!.frames);
   const v = { ...c.video!, frames: 4, contextFrames: 3, temporal: [false, false], temporalMid: false, conditioning: 'concat' as const, contextLevel: true };
   await check({ ...c, video: v }, 2 * v.frames, 17, v.frames, { ...DEFAULT_OBJECTIVE, prediction: 'v' });
+});
+
+/**
+ * Channels that fill the blocked-layout kernels' block (16 on AVX-512, 8 on AVX2: [16, 32] fits
+ * both), so every Conv on weights but conv_in / conv_out runs on them (train-graph nchwcBlock,
+ * the default where onnxruntime has them); and the same graphs with plain Convs. Where this
+ * onnxruntime has no such kernels both runs are plain (test/engine/nchwc.test.ts checks the
+ * graphs' structure on any machine).
+ */
+test('blocked-layout Convs (channels 16, 32), image and concat video: onnx gradients = tfjs autodiff, with and without them', async () => {
+  const img = { ...getPreset('mnist-tiny').model, blockOutChannels: [16, 32], normGroups: 4 };
+  const c = getVideoPreset('mmnist-tiny').model;
+  const v = { ...c, blockOutChannels: [16, 32], normGroups: 4, video: { ...c.video!, frames: 4, contextFrames: 3, temporal: [false, false], temporalMid: false, conditioning: 'concat' as const } };
+  for (const nchwc of [true, false]) {
+    await check(img, 4, 19, undefined, DEFAULT_OBJECTIVE, nchwc);
+    await check(v, 2 * 4, 21, 4, { ...DEFAULT_OBJECTIVE, prediction: 'v' }, nchwc);
+  }
 });
 
 test.run();
