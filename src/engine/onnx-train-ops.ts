@@ -30,7 +30,7 @@ export interface ConvCase {
   nchwcBlock?: number;
 }
 export const DX_FORMULATIONS = ['conv-transpose', 'flipped-conv'] as const;
-export const DW_FORMULATIONS = ['swapped-conv', 'im2col-nhwc', 'im2col-nchw', 'taps-nchw', 'taps-cbhw', 'swapped-nchwc'] as const;
+export const DW_FORMULATIONS = ['swapped-conv', 'im2col-nhwc', 'im2col-nchw', 'taps-nchw', 'taps-cbhw', 'swapped-nchwc', 'taps-flat'] as const;
 export type DxFormulation = (typeof DX_FORMULATIONS)[number];
 export type DwFormulation = (typeof DW_FORMULATIONS)[number];
 export type ConvGradPolicy = (c: ConvCase) => DxFormulation | DwFormulation;
@@ -42,6 +42,7 @@ export type ConvGradPolicy = (c: ConvCase) => DxFormulation | DwFormulation;
 export function convGradApplies(f: DxFormulation | DwFormulation, c: ConvCase, nchwcBlock = 0): boolean {
   if (c.kind === 'dx') return f === 'conv-transpose' || (f === 'flipped-conv' && c.stride === 1 && c.pad <= c.wShape[0] - 1 && c.pad <= c.wShape[1] - 1);
   if (f === 'swapped-nchwc') return nchwcBlock > 0 && c.xShape[0] % nchwcBlock === 0 && c.wShape[3] % nchwcBlock === 0;
+  if (f === 'taps-flat') return c.stride === 1;
   return (DW_FORMULATIONS as readonly string[]).includes(f);
 }
 
@@ -60,6 +61,9 @@ export const todaysConvGrad: ConvGradPolicy = (c) => (c.kind === 'dx' ? 'conv-tr
  *   dx stride 1, 1x1 or Cout <= Cin flipped-conv                                 0.24-0.98
  *                                   (32->32 at 28x28: 0.67 in one sitting, 1.14 in another)
  *   dx otherwise (stride 2; 32->64) conv-transpose (flipped 1.13-1.22 for 32->64 at 14x14)
+ *   dw 3x3 stride 1, Cin >= 3 Cout  taps-flat (96->32 at 28x28: 0.33 against taps-cbhw's 0.40;
+ *                                   conv_out 32->1: 0.41 against 0.73; with Cout >= Cin/2 it loses:
+ *                                   0.56-0.88 against 0.41-0.74, session 10)
  * With the blocked kernels (nchwcBlock, bench-conv-grad --nchwc, session 10) the flipped Conv runs
  * on them wherever the block divides both channel counts: 0.46-0.76 of ConvTranspose for every 3x3
  * stride-1 case, 32->64 at 14x14 included (0.70), so it is taken there too.
@@ -71,7 +75,7 @@ export const defaultConvGrad: ConvGradPolicy = (c) => {
   const blocked = b > 0 && cin % b === 0 && cout % b === 0;
   if (c.kind === 'dx') return convGradApplies('flipped-conv', c) && (pointwise || cout <= cin || blocked) ? 'flipped-conv' : 'conv-transpose';
   if (pointwise || cin === 1) return 'im2col-nchw';
-  if (c.stride === 1) return 'taps-cbhw';
+  if (c.stride === 1) return cin >= 3 * cout ? 'taps-flat' : 'taps-cbhw';
   return c.dyShape[1] * c.dyShape[2] < 196 ? 'im2col-nhwc' : 'swapped-conv';
 };
 
@@ -166,6 +170,7 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
         case 'taps-nchw': return this.dwTaps(x, dy, c, NCHW);
         case 'taps-cbhw': return this.dwTaps(x, dy, c, [3, 0, 1, 2]);
         case 'swapped-nchwc': return this.dwSwappedNchwc(x, dy, c);
+        case 'taps-flat': return this.dwTapsFlat(x, dy, c);
         default: return this.dwSwappedConv(x, dy, c);
       }
     });
@@ -223,6 +228,47 @@ export class OnnxTrainBuilder extends OnnxGraphBuilder implements GradOps<GVal> 
     if (full[0] < kh || full[1] < kw) unsupported('conv2dGradWeight', `for weights [${wShape}] from [${x.shape}]`);
     if (full[0] !== kh || full[1] !== kw) y = this.node('Slice', [y, this.i64([0, 0]), this.i64([kh, kw]), this.i64([2, 3])]);
     return this.val(y, wShape, [2, 3, 0, 1]);
+  }
+
+  /**
+   * Stride 1: one GEMM per tap with contiguous shifts instead of strided windows. In CBHW, padded
+   * x flattened to [Cin, L] (L = B*Hp*Wp) and dy placed at the top-left of the same padded grid
+   * (zeros elsewhere) flattened to [Cout, L]: tap (i, j) is the sum over q of x[ci, q + off]
+   * dy[co, q], off = i*Wp + j, since every position q that holds a dy value has q + off inside
+   * its own sample's padded image. The shift is a Slice of whole rows (a contiguous copy, not
+   * the H x W windows of taps-cbhw), taken on the smaller of x and dy (dy shifted the other way
+   * when Cout < Cin); the GEMMs' K grows from B*Ho*Wo to about B*Hp*Wp.
+   */
+  private dwTapsFlat(x: GVal, dy: GVal, c: ConvCase): GVal {
+    const [kh, kw, cin, cout] = c.wShape;
+    const [B, H, W] = x.shape;
+    const [, Ho, Wo] = dy.shape;
+    const p = c.pad, Hp = H + 2 * p, Wp = W + 2 * p;
+    if (c.stride !== 1 || Ho !== Hp - kh + 1 || Wo !== Wp - kw + 1) unsupported('conv2dGradWeight', `as flat taps with stride ${c.stride} for x [${x.shape}], dy [${dy.shape}]`);
+    const CBHW = [3, 0, 1, 2];
+    const L = B * Hp * Wp, offMax = (kh - 1) * Wp + (kw - 1);
+    const pad4 = (v: string, top: number, bottom: number, left: number, right: number) =>
+      (top || bottom || left || right ? this.node('Pad', [v, this.i64([0, 0, top, left, 0, 0, bottom, right])], [{ name: 'mode', type: AttrType.STRING, s: 'constant' }]) : v);
+    const xf = this.node('Reshape', [pad4(this.as(x, CBHW), p, p, p, p), this.i64([cin, L])]);
+    const df = this.node('Reshape', [pad4(this.as(dy, CBHW), 0, kh - 1, 0, kw - 1), this.i64([cout, L])]);
+    const slice = (v: string, from: number, to: number) => this.node('Slice', [v, this.i64([from]), this.i64([to]), this.i64([1])]);
+    const parts: string[] = [];
+    if (cin <= cout) {
+      const d = slice(df, 0, L - offMax);
+      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
+        const off = i * Wp + j;
+        parts.push(this.node('Gemm', [slice(xf, off, off + L - offMax), d], [int('transB', 1)]));
+      }
+    } else {
+      // x[p] dy[p - off] summed over p: dy padded in front by offMax, its window starting at offMax - off
+      const dpad = this.node('Pad', [df, this.i64([0, offMax, 0, 0])], [{ name: 'mode', type: AttrType.STRING, s: 'constant' }]);
+      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
+        const off = i * Wp + j;
+        parts.push(this.node('Gemm', [xf, slice(dpad, offMax - off, offMax - off + L)], [int('transB', 1)]));
+      }
+    }
+    const all = parts.length > 1 ? this.node('Concat', parts, [int('axis', 0)]) : parts[0];
+    return this.val(this.node('Reshape', [all, this.i64(c.wShape)]), c.wShape, [0, 1, 2, 3]);
   }
 
   /**

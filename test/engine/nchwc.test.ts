@@ -116,4 +116,38 @@ test('where onnxruntime has the kernels: blocked forward Conv (stride 1 and 2) a
   }
 });
 
+test('where onnxruntime has the kernels: the swapped-nchwc weight gradient (stride 1 and 2) = the swapped Conv and taps', async () => {
+  await ready();
+  const ort = (await loadOrt()).ort!;
+  const block = await nchwcBlockSize(ort);
+  if (!block) { console.log('  (no blocked-layout kernels in this onnxruntime)'); return; }
+  const rng = new Rng(9);
+  const N = block, C = 3, O = block, H = 6;
+  for (const stride of [1, 2]) {
+    const Ho = Math.floor((H + 2 - 3) / stride) + 1;
+    const xs = rng.normals(N * C * H * H), dys = rng.normals(N * O * Ho * Ho);
+    const outs: Float32Array[] = [];
+    for (const f of ['swapped-conv', 'swapped-nchwc', 'im2col-nhwc'] as const) {
+      const g = new OnnxTrainBuilder();
+      g.nchwcBlock = block;
+      g.convGrad = () => f;
+      const NCHW = [0, 3, 1, 2];
+      g.input('x', [N, C, H, H]);
+      g.input('dy', [N, O, Ho, Ho]);
+      const dw = g.conv2dGradWeight({ id: 'x', shape: [N, H, H, C], perm: NCHW, dtype: 'float32' }, { id: 'dy', shape: [N, Ho, Ho, O], perm: NCHW, dtype: 'float32' }, [3, 3, C, O], stride, 1);
+      g.outputPhysical(dw, [0, 1, 2, 3], 'dw');
+      assert.is(g.usedNchwc, f === 'swapped-nchwc');
+      const bytes = encodeModel({ irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }, { domain: NCHWC_DOMAIN, version: 1 }], producerName: 't', producerVersion: '', docString: '', graph: g.graph('t'), metadata: {} });
+      const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+      outs.push((await s.run({ x: new ort.Tensor('float32', xs, [N, C, H, H]), dy: new ort.Tensor('float32', dys, [N, O, Ho, Ho]) })).dw.data as Float32Array);
+      await s.release();
+    }
+    for (const k of [1, 2]) {
+      let d = 0, n = 0;
+      for (let i = 0; i < outs[0].length; i++) { d += (outs[k][i] - outs[0][i]) ** 2; n += outs[0][i] ** 2; }
+      assert.ok(n > 0 && Math.sqrt(d / n) < 1e-5, `stride ${stride}, formulation ${k}: relative difference ${Math.sqrt(d / n)}`);
+    }
+  }
+});
+
 test.run();

@@ -96,9 +96,10 @@ test('conv2d 3x3 stride 2 pad 1, even and odd sizes (output_padding, weight-grad
   await checkOp([X([2, 6, 6, 2]), X([3, 3, 2, 3]), X([3])], (o, [x, w, b]) => o.conv2d(x, w, b, 2, 1));
   await checkOp([X([1, 7, 7, 2]), X([3, 3, 2, 3]), X([3])], (o, [x, w, b]) => o.conv2d(x, w, b, 2, 1));
 });
-test('every conv gradient formulation (dx: ConvTranspose, flipped Conv; dw: swapped Conv, im2col NHWC / NCHW + GEMM, per-tap products NCHW / CBHW): stride 1 and 2, odd and even sizes, 1x1', async () => {
+test('every conv gradient formulation (dx: ConvTranspose, flipped Conv; dw: swapped Conv, im2col NHWC / NCHW + GEMM, per-tap products NCHW / CBHW / flat): stride 1 and 2, odd and even sizes, 1x1', async () => {
   const cases: { x: number[]; w: number[]; stride: number; pad: number }[] = [
     { x: [2, 5, 5, 3], w: [3, 3, 3, 4], stride: 1, pad: 1 },
+    { x: [2, 5, 6, 6], w: [3, 3, 6, 2], stride: 1, pad: 1 }, // Cin >= 3 Cout: taps-flat shifts dy
     { x: [2, 5, 7, 1], w: [3, 3, 1, 2], stride: 1, pad: 1 }, // non-square, one input channel
     { x: [2, 6, 6, 2], w: [3, 3, 2, 3], stride: 2, pad: 1 },
     { x: [1, 7, 7, 2], w: [3, 3, 2, 3], stride: 2, pad: 1 },
@@ -109,12 +110,16 @@ test('every conv gradient formulation (dx: ConvTranspose, flipped Conv; dw: swap
     for (const dx of DX_FORMULATIONS) for (const dw of DW_FORMULATIONS) {
       const xShape = c.x, dyShape = [c.x[0], Math.floor((c.x[1] + 2 * c.pad - c.w[0]) / c.stride) + 1, Math.floor((c.x[2] + 2 * c.pad - c.w[1]) / c.stride) + 1, c.w[3]];
       if (!convGradApplies(dx, { kind: 'dx', xShape, wShape: c.w, dyShape, stride: c.stride, pad: c.pad })) continue;
+      // the blocked-kernel formulation needs a block (test/engine/nchwc.test.ts); taps-flat is stride 1 only
+      if (!convGradApplies(dw, { kind: 'dw', xShape, wShape: c.w, dyShape, stride: c.stride, pad: c.pad })) continue;
       const policy: ConvGradPolicy = (k) => (k.kind === 'dx' ? dx : dw);
       await checkOp([X(c.x), X(c.w), X([c.w[3]])], (o, [x, w, b]) => o.conv2d(x, w, b, c.stride, c.pad), 7, policy);
       checked++;
     }
   }
-  assert.is(checked, (3 * 2 + 2) * DW_FORMULATIONS.length, 'flipped-conv runs on the stride-1 cases only');
+  // stride 1 (4 cases): both dx x every dw but swapped-nchwc; stride 2 (2 cases): ConvTranspose x those but taps-flat
+  const dws = DW_FORMULATIONS.length - 1;
+  assert.is(checked, 4 * 2 * dws + 2 * (dws - 1), 'flipped-conv and taps-flat run on the stride-1 cases only');
 });
 test('conv2d 1x1 pad 0', async () => {
   await checkOp([X([2, 4, 4, 3]), X([1, 1, 3, 2]), X([2])], (o, [x, w, b]) => o.conv2d(x, w, b, 1, 0));
