@@ -34,8 +34,9 @@ export interface OnnxTrainOptions {
   device?: Device;
   /**
    * run the Convs on the weights through onnxruntime's blocked-layout CPU kernels where it has
-   * them (default true on cpu; never on cuda): train-graph.ts nchwcBlock, measured 1.3x faster per
-   * whole step (docs/BENCHMARKS.md). false: plain Convs (A/B, tests).
+   * them (default true on cpu; never on cuda): train-graph.ts nchwcBlock; the step took 0.68-0.84 of
+   * the time at 1 thread, the data-parallel default ran 1.10x faster (docs/BENCHMARKS.md, session
+   * 10). false: plain Convs (A/B, tests).
    */
   nchwc?: boolean;
 }

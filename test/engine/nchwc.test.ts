@@ -27,6 +27,11 @@ test('nchwcBlockSize: 0 or a power of two >= 4, the same on every call', async (
   assert.is(await nchwcBlockSize(ort), b);
 });
 
+/** a builder's graph as a model that may use the blocked-kernel domain */
+const modelOf = (g: OnnxTrainBuilder) => encodeModel({
+  irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }, { domain: NCHWC_DOMAIN, version: 1 }], producerName: 't', producerVersion: '', docString: '', graph: g.graph('t'), metadata: {},
+});
+
 const count = (bytes: Uint8Array, op: string, domain = NCHWC_DOMAIN) => decodeModel(bytes).graph.nodes.filter((n) => n.opType === op && n.domain === domain).length;
 
 test('buildTrainGraph routes exactly the Convs whose channels the block divides (any machine: block given)', () => {
@@ -88,7 +93,7 @@ test('where onnxruntime has the kernels: blocked forward Conv (stride 1 and 2) a
       g.outputPhysical(g.conv2dGradInput(dy, w, [N, H, H, C], stride, pad), NCHW, 'dx');
     }
     assert.ok(g.usedNchwc);
-    const bytes = encodeModel({ irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }, { domain: NCHWC_DOMAIN, version: 1 }], producerName: 't', producerVersion: '', docString: '', graph: g.graph('t'), metadata: {} });
+    const bytes = modelOf(g);
     assert.is(count(bytes, 'Conv'), stride === 1 ? 2 : 1, 'every conv here runs on the blocked kernels');
     const xs = rng.normals(N * C * H * H), ws = rng.normals(k * k * C * O), bs = rng.normals(O), dys = rng.normals(N * O * Ho * Ho);
     const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
@@ -137,7 +142,7 @@ test('where onnxruntime has the kernels: the swapped-nchwc weight gradient (stri
       const dw = g.conv2dGradWeight({ id: 'x', shape: [N, H, H, C], perm: NCHW, dtype: 'float32' }, { id: 'dy', shape: [N, Ho, Ho, O], perm: NCHW, dtype: 'float32' }, [3, 3, C, O], stride, 1);
       g.outputPhysical(dw, [0, 1, 2, 3], 'dw');
       assert.is(g.usedNchwc, f === 'swapped-nchwc');
-      const bytes = encodeModel({ irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }, { domain: NCHWC_DOMAIN, version: 1 }], producerName: 't', producerVersion: '', docString: '', graph: g.graph('t'), metadata: {} });
+      const bytes = modelOf(g);
       const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
       outs.push((await s.run({ x: new ort.Tensor('float32', xs, [N, C, H, H]), dy: new ort.Tensor('float32', dys, [N, O, Ho, Ho]) })).dw.data as Float32Array);
       await s.release();
