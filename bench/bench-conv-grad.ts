@@ -1,5 +1,5 @@
 /**
- * Conv gradient formulations (engine/onnx-train-ops.ts) against each other in onnxruntime, on every
+ * Conv gradient formulations (engine/onnx-conv-grad.ts) against each other in onnxruntime, on every
  * conv of the reference network's training graph (batch 64 by default), and whole training steps
  * under two policies.
  *
@@ -25,8 +25,9 @@ import type { GVal } from '../src/engine/onnx-ops.js';
 import { permuteData } from '../src/engine/onnx-ops.js';
 import { NCHWC_DOMAIN, encodeModel } from '../src/engine/onnx-proto.js';
 import {
-  ConvCase, ConvGradPolicy, DW_FORMULATIONS, DX_FORMULATIONS, OnnxTrainBuilder, convGradApplies, defaultConvGrad, todaysConvGrad,
-} from '../src/engine/onnx-train-ops.js';
+  ConvCase, ConvGradPolicy, DW_FORMULATIONS, DX_FORMULATIONS, convGradApplies, defaultConvGrad, todaysConvGrad,
+} from '../src/engine/onnx-conv-grad.js';
+import { OnnxTrainBuilder } from '../src/engine/onnx-train-ops.js';
 import { buildTrainGraph } from '../src/engine/train-graph.js';
 import { Rng } from '../src/util/rng.js';
 import { referenceStepFeeds } from './train-step-feeds.js';

@@ -99,7 +99,7 @@ for (const e of nodes) {
   const nd = byNode.get(name) ?? { ms: 0, op, shapes: shapes(e) };
   nd.ms += ms;
   byNode.set(name, nd);
-  // driftlab's scopes (train-graph.ts, onnx-train-ops.ts): fwd, loss, bwd, opt, bwd/conv_dw_<formulation>, ...
+  // driftlab's scopes (train-graph.ts, onnx-conv-grad.ts): fwd, loss, bwd, opt, bwd/conv_dw_<formulation>, ...
   // (onnxruntime appends its fusions' names after them)
   const scopes = name.split('/').slice(0, -1);
   const k = scopes.findIndex((p) => !/^(fwd|loss|bwd|opt|conv_d[xw]_[a-z0-9-]+)$/.test(p));

@@ -26,7 +26,8 @@ import type { Ops } from './ops.js';
 import { ONNX_IR_VERSION, ONNX_OPSET } from './export.js';
 import { NCHWC_DOMAIN, encodeModel } from './onnx-proto.js';
 import type { GVal } from './onnx-ops.js';
-import { ConvGradPolicy, OnnxTrainBuilder } from './onnx-train-ops.js';
+import type { ConvGradPolicy } from './onnx-conv-grad.js';
+import { OnnxTrainBuilder } from './onnx-train-ops.js';
 import { Tape, Var } from './tape.js';
 
 export const STEP_SCALARS = ['max_norm', 'decay', 'step_size', 'sqrt_bc2', 'ema_d', 'ema_c'] as const;
