@@ -29,6 +29,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('context-dropout', { type: 'number', describe: 'probability of training a window with a blank context (0 = never; history guidance needs > 0)' })
     .option('context-jitter', { type: 'number', describe: 'context jitter in canvas px: each context frame draws every digit displaced by N(0, sigma^2) per axis from its true position, the targets stay on the true trajectory (trains the model to follow the true motion through its own position errors; 0 = off)' })
     .option('independent-t', { type: 'boolean', describe: 'one noise level per target frame (Diffusion Forcing) instead of one per window' })
+    .option('joint', { type: 'number', describe: 'attention models: probability of training a window jointly, its context noised at the targets\' level and counted in the loss (the model then reconstructs its context from the targets, which reconstruction-guidance needs; 0 = never)' })
     .option('prediction', { choices: ['epsilon', 'v', 'x0'], describe: "what the network predicts (default: the preset's)" })
     .option('loss-weighting', { choices: ['uniform', 'min-snr'], describe: "per-timestep loss weight (default: the preset's)" })
     .option('snr-gamma', { type: 'number', describe: 'gamma of min-SNR weighting' })
@@ -57,6 +58,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     if (a.contextLevel) p.model.video = { ...p.model.video!, contextLevel: true }; // checked by trainVideo
     if (a.contextJitter !== undefined) tc.contextJitter = Number(a.contextJitter); // checked by trainVideo
     if (a.independentT !== undefined) tc.independentT = a.independentT;
+    if (a.joint !== undefined) tc.joint = Number(a.joint); // checked by trainVideo
     if (a.prediction !== undefined) p.objective.prediction = a.prediction;
     if (a.lossWeighting !== undefined) p.objective.weighting = a.lossWeighting;
     if (a.snrGamma !== undefined) {

@@ -14,6 +14,7 @@ export function correctorContext(p: Pipeline, rng: Rng, contextFrames?: number):
     contextFrames: contextFrames ?? v.contextFrames, size: p.config.model.sampleSize,
     trainedContextT: Number((p.config.training as any)?.maxContextT ?? 0), rng, modelId: modelId(p),
     trainedContextDropout: p.config.training ? Number((p.config.training as any).contextDropout ?? 0) : undefined,
+    trainedJoint: p.config.training ? Number((p.config.training as any).joint ?? 0) : undefined,
     window: {
       conditioning: v.conditioning ?? 'attention', causal: !!v.causal,
       temporalLayers: v.temporal.filter(Boolean).length + (v.temporalMid ? 1 : 0),

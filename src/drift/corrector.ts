@@ -54,6 +54,11 @@ export interface CorrectorContext {
    * absent when unknown (a hand-built context, or a checkpoint without a training record)
    */
   trainedContextDropout?: number;
+  /**
+   * the probability of joint windows the model was trained with (video/clips.ts joint; 0: it never
+   * denoised its context); absent when unknown
+   */
+  trainedJoint?: number;
   rng: Rng;
   /** identifies the model a fitted corrector belongs to (checked when loading) */
   modelId: string;

@@ -65,6 +65,14 @@ export interface ClipStreamOptions {
    * with position errors, the kind its own frames make in a rollout (0 = off)
    */
   contextJitter?: number;
+  /**
+   * probability that a window is trained jointly (attention models): its context frames are
+   * noised at the targets' t and count in the loss like the targets, so the model also learns to
+   * denoise whole windows, i.e. to reconstruct its context from the targets (what
+   * reconstruction guidance differentiates; Ho et al. 2022 train an unconditional video model);
+   * the other windows keep a clean (or context-noised) context outside the loss (0 = never)
+   */
+  joint?: number;
 }
 
 export class ClipStream implements BatchStream {
@@ -83,16 +91,20 @@ export class ClipStream implements BatchStream {
     const w = new Float32Array(B * F);
     const drop = this.o.contextDropout ?? 0;
     const sigma = this.o.contextJitter ?? 0;
+    const jointP = this.o.joint ?? 0;
     for (let b = 0; b < B; b++) {
       // the jitter draws from the training rng only when on, so older recipes replay the very same stream
       x0.set(clipWindow(this.mm, this.o.data.pool, this.nextClip++, F, 0, sigma > 0 ? { sigma, frames: K, rng } : undefined), b * F * S * S);
       const tTarget = rng.int(T);
       const tContext = maxContextT > 0 ? rng.int(maxContextT + 1) : 0;
       // draws only when the option is on, so older recipes replay the very same stream
-      if (drop > 0 && rng.uniform() < drop) x0.fill(-1, b * F * S * S, (b * F + K) * S * S);
+      const dropped = drop > 0 && rng.uniform() < drop;
+      if (dropped) x0.fill(-1, b * F * S * S, (b * F + K) * S * S);
+      // draws only when the option is on; a blanked context is never a joint window
+      const joint = jointP > 0 && rng.uniform() < jointP && !dropped;
       for (let f = 0; f < F; f++) {
-        t[b * F + f] = f < K ? tContext : this.o.independentT && f > K ? rng.int(T) : tTarget;
-        w[b * F + f] = f < K ? 0 : 1;
+        t[b * F + f] = f < K ? (joint ? tTarget : tContext) : this.o.independentT && f > K ? rng.int(T) : tTarget;
+        w[b * F + f] = f < K && !joint ? 0 : 1;
       }
     }
     const eps = rng.normals(B * F * S * S);

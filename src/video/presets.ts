@@ -30,6 +30,8 @@ export interface VideoTrainConfig extends Hyper {
   contextJitter?: number;
   /** one t per target frame (Diffusion Forcing) instead of one per window */
   independentT?: boolean;
+  /** probability of a joint window: context noised at the targets' t and in the loss (clips.ts ClipStreamOptions.joint) */
+  joint?: number;
 }
 
 export interface VideoPreset {

@@ -173,6 +173,11 @@ test('reconstruction-guidance refuses a model whose guidance gradient is zero (c
   const ctx = correctorContext(p, new Rng(0), K);
   assert.equal(ctx.window, { conditioning: 'attention', causal: false, temporalLayers: 3 }, 'the tiny model: 2 temporal levels + the middle');
   makeCorrector('reconstruction-guidance', ctx, { scale: 2 }); // fine on it
+  assert.is(ctx.trainedJoint, 0.5, 'the training record (joint windows) reaches the corrector context');
+  const noJoint = { ...ctx, trainedJoint: 0 };
+  throwsDriftlab(() => makeCorrector('reconstruction-guidance', noJoint, { scale: 2 }), /trained without joint windows \(training.joint 0\).*--joint 0.5, or set \{"force": true\}/);
+  makeCorrector('reconstruction-guidance', noJoint, { scale: 2, force: true });
+  makeCorrector('reconstruction-guidance', noJoint, { scale: 0 }); // the plain sampler needs nothing
   const cases: [Partial<NonNullable<typeof ctx.window>>, RegExp][] = [
     [{ conditioning: 'concat' }, /concat conditioning/],
     [{ causal: true }, /causal temporal attention/],

@@ -16,6 +16,7 @@ export function tinyVideoPipeline(dir: string, steps = 3): { ckpt: string; pipel
       const p = getVideoPreset('mmnist-tiny');
       p.train.steps = steps;
       p.train.contextDropout = 0.1; // history guidance needs a model that saw blank contexts
+      p.train.joint = 0.5; // reconstruction guidance, one that denoised its context
       await trainVideo({ preset: p, out: ckpt, workers: 1, backend: 'wasm', quiet: true });
       pipe = await loadPipeline(ckpt, 'ema', { engine: 'tfjs' });
       return pipe;

@@ -34,6 +34,29 @@ test('clip windows: pooled frames in [-1,1], context weighted 0, targets share o
   assert.equal(s.state(), { kind: 'moving-mnist-clips', nextClip: 2 });
 });
 
+test('joint windows: context noised at the targets\' t and in the loss; the others unchanged; off replays the old stream', () => {
+  const p = tiny(1);
+  const opts = { data: p.data, seed: 1, batchSize: 64, frames: 6, contextFrames: 3, maxContextT: 0, T: 1000 };
+  const plain = new ClipStream(opts).next(new Rng(0));
+  const off = new ClipStream({ ...opts, joint: 0 }).next(new Rng(0));
+  assert.equal([Array.from(off.t), Array.from(off.weights!), Array.from(off.x0)], [Array.from(plain.t), Array.from(plain.weights!), Array.from(plain.x0)]);
+  const all = new ClipStream({ ...opts, joint: 1 }).next(new Rng(0));
+  assert.equal(Array.from(all.x0), Array.from(plain.x0), 'the same clips');
+  for (let w = 0; w < 64; w++) {
+    const t = Array.from(all.t.slice(w * 6, w * 6 + 6));
+    assert.ok(t.every((v) => v === t[5]), `window ${w}: one t for every frame, got ${t}`);
+    assert.equal(Array.from(all.weights!.slice(w * 6, w * 6 + 6)), [1, 1, 1, 1, 1, 1]);
+  }
+  const half = new ClipStream({ ...opts, joint: 0.5 }).next(new Rng(0));
+  let joint = 0;
+  for (let w = 0; w < 64; w++) {
+    const wt = Array.from(half.weights!.slice(w * 6, w * 6 + 6)), t = Array.from(half.t.slice(w * 6, w * 6 + 6));
+    if (wt[0] > 0) { joint++; assert.ok(t.every((v) => v === t[5]) && wt.every((v) => v === wt[0])); }
+    else { assert.equal(t.slice(0, 3), [0, 0, 0]); assert.ok(wt[3] > 0 && wt[3] === wt[5]); }
+  }
+  assert.ok(joint > 16 && joint < 48, `${joint} of 64 windows joint at p = 0.5`);
+});
+
 test('context jitter: context frames draw displaced digits, targets and the dynamics stay true, off replays the old stream', () => {
   // one digit, integer offsets away from the walls: the frame is the true frame shifted
   const cfg = { size: 64, digits: 1, speedMin: 3.6, speedMax: 3.6, stochastic: false, split: 'train' as const };
@@ -199,16 +222,17 @@ test('--context-level: a warm start from a plain concat model computes exactly t
 test('train-video CLI: recipe flags reach config.json; bad values are one error line and write nothing', () => {
   const out = path.join(dir, 'cli-flags');
   const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--out', out, '--seed', '4',
-    '--context-dropout', '0.25', '--independent-t', '--context-frames', '4', '--context-jitter', '1.5', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
+    '--context-dropout', '0.25', '--independent-t', '--joint', '0.5', '--context-frames', '4', '--context-jitter', '1.5', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
   assert.equal(cfg.objective, { prediction: 'x0', weighting: 'min-snr', snrGamma: 2 });
   assert.is(cfg.training.contextDropout, 0.25);
   assert.is(cfg.training.independentT, true);
+  assert.is(cfg.training.joint, 0.5);
   assert.is(cfg.training.contextJitter, 1.5);
   assert.equal([cfg.model.video.contextFrames, cfg.model.video.frames], [4, 7], '--context-frames keeps the 3 targets of mmnist-tiny');
   assert.not.ok(fs.existsSync(path.join(out, 'context-use.jsonl')), '--check-every 0 logs no check');
-  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/], ['--context-level', 'true', /--context-level needs a concat-conditioned preset/]] as const) {
+  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/], ['--context-level', 'true', /--context-level needs a concat-conditioned preset/], ['--joint', '1.5', /--joint must be in \[0, 1\]/]] as const) {
     const bad = path.join(dir, `cli-bad${flag}`);
     const b = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '1', '--workers', '1', '--out', bad, flag, value], { encoding: 'utf8' });
     assert.ok(b.status !== 0, `${flag} ${value} accepted`);

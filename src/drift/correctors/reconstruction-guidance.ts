@@ -11,7 +11,9 @@
  * pass through the denoiser on tfjs (CorrectorContext.differentiable), per step, inside the
  * window only: never through the rollout. Needs non-causal temporal attention (with a causal
  * mask, without temporal attention or with concat conditioning the gradient is zero, and the
- * corrector refuses such a model with one line). Config: {"scale": 2}.
+ * corrector refuses such a model with one line). The model must also have learned to denoise its
+ * context: one trained without joint windows (train-video --joint, training.joint 0) is refused
+ * unless {"force": true}. Config: {"scale": 2}.
  */
 import * as tf from '@tensorflow/tfjs';
 import { predictX0Eps } from '../../diffusion/samplers.js';
@@ -31,6 +33,9 @@ registerCorrector('reconstruction-guidance', 'Ho et al.: move the targets along 
       : win.causal ? 'has causal temporal attention, so the context cannot see the targets'
       : win.temporalLayers === 0 ? 'has no temporal attention, so the context cannot see the targets' : null;
     if (why) throw new DriftlabError(`reconstruction-guidance: this model ${why} and the guidance gradient is zero; use a model with non-causal temporal attention (attention conditioning), or history-guidance / anchor`);
+  }
+  if (scale > 0 && ctx.trainedJoint === 0 && config.force !== true) {
+    throw new DriftlabError('reconstruction-guidance: this model was trained without joint windows (training.joint 0), so its reconstruction of a noised context is untrained; train with --joint 0.5, or set {"force": true}');
   }
   return {
     name: 'reconstruction-guidance',
