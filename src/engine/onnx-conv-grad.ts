@@ -13,11 +13,7 @@
  *   conv2d           the forward Conv on the blocked-layout (NCHWc) kernels where they fit
  */
 import { AttrType, AttributeProto, NCHWC_DOMAIN } from './onnx-proto.js';
-import { GVal, OnnxGraphBuilder, unsupported } from './onnx-ops.js';
-
-const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
-const int = (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i });
-const NCHW = [0, 3, 1, 2];
+import { GVal, NCHW, OnnxGraphBuilder, int, ints, unsupported } from './onnx-ops.js';
 
 /** one conv gradient to emit: shapes are logical (NHWC, weights [KH,KW,Cin,Cout]) */
 export interface ConvCase {

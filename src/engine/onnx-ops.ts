@@ -361,6 +361,9 @@ function keptLayout(x: GVal, shape: number[]): number[] | null {
   return order;
 }
 
-const int = (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i });
-const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
+/** attribute helpers, shared with the training builders (onnx-conv-grad.ts, onnx-train-ops.ts) */
+export const int = (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i });
+export const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
+/** the NCHW layout of a logical NHWC value (a GVal perm) */
+export const NCHW = [0, 3, 1, 2];
 const str = (name: string, s: string): AttributeProto => ({ name, type: AttrType.STRING, s });

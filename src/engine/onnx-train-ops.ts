@@ -12,14 +12,11 @@
  * raw() emits any node on identity-layout operands (the optimizer in onnx-train.ts uses it).
  */
 import { AttrType, AttributeProto, DataType, f32Bytes } from './onnx-proto.js';
-import { GVal, unsupported } from './onnx-ops.js';
+import { GVal, NCHW, int, ints, unsupported } from './onnx-ops.js';
 import { ConvGradBuilder } from './onnx-conv-grad.js';
 import type { GradOps } from './vjp.js';
 
 const iota = (n: number) => [...Array(n).keys()];
-const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
-const int = (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i });
-const NCHW = [0, 3, 1, 2];
 
 export class OnnxTrainBuilder extends ConvGradBuilder implements GradOps<GVal> {
   /** Training graphs have one static batch size: inputs must have no symbolic dimension. */
