@@ -178,12 +178,11 @@ export class OnnxGraphBuilder implements Ops<GVal> {
     const [kh, kw, , cout] = w.shape;
     if (x.shape.length !== 4 || w.shape.length !== 4) unsupported('conv2d', `needs 4-D input and weights, got [${x.shape}] and [${w.shape}]`);
     if (!Number.isInteger(pad) || !Number.isInteger(stride) || stride < 1) unsupported('conv2d', `with stride ${stride} and padding ${pad} (kernel ${kh}x${kw})`);
-    const nchw = [0, 3, 1, 2];
-    const y = this.node('Conv', [this.as(x, nchw), this.as(w, [3, 2, 0, 1]), this.as(b, [0])], [
+    const y = this.node('Conv', [this.as(x, NCHW), this.as(w, [3, 2, 0, 1]), this.as(b, [0])], [
       ints('kernel_shape', [kh, kw]), ints('pads', [pad, pad, pad, pad]), ints('strides', [stride, stride]),
     ]);
     const out = (n: number, k: number) => Math.floor((n + 2 * pad - k) / stride) + 1;
-    return this.val(y, [x.shape[0], out(H, kh), out(W, kw), cout], nchw);
+    return this.val(y, [x.shape[0], out(H, kh), out(W, kw), cout], NCHW);
   }
 
   matMul(a: GVal, b: GVal, transposeB = false): GVal {
