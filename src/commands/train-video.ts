@@ -18,6 +18,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('overwrite', { type: 'boolean', default: false })
     .option('init-image', { type: 'string', describe: 'initialise the spatial layers from this image checkpoint (temporal layers start as identity)' })
     .option('init-video', { type: 'string', describe: 'warm start from this video checkpoint (EMA weights): same U-Net trunk and conditioning; with concat conditioning it may have fewer context frames (their weights feed the newest frames; older ones start at zero). A new run: step 0, fresh optimizer' })
+    .option('channels', { type: 'string', describe: "channels per U-Net level, comma-separated (default: the preset's, for example 32,64,64 for mmnist-small). With --init-video from a model with 1/f of them at every level (f an integer), the warm start widens it to compute the same function (Net2WiderNet-style copies with random input shares)" })
     .option('context-frames', { type: 'number', describe: "context frames K per window (default: the preset's); the targets per window stay the preset's" })
     .option('steps', { type: 'number' })
     .option('minutes', { type: 'number', describe: 'stop after this many minutes (checkpointed; --resume continues)' })
@@ -69,6 +70,13 @@ export const trainVideoCommand: CommandModule<any, any> = {
       const v0 = p.model.video!, K = positiveInt('context-frames', a.contextFrames), N = v0.frames - v0.contextFrames;
       if (K + N > v0.maxFrames) throw new DriftlabError(`--context-frames ${K} gives ${K + N}-frame windows, more than the model's maxFrames ${v0.maxFrames}`);
       p.model.video = { ...v0, contextFrames: K, frames: K + N };
+    }
+    if (a.channels !== undefined) {
+      const ch = String(a.channels).split(',').map((x) => Number(x.trim()));
+      if (ch.length !== p.model.blockOutChannels.length || !ch.every((c) => Number.isInteger(c) && c > 0 && c % p.model.normGroups === 0)) {
+        throw new DriftlabError(`--channels must be ${p.model.blockOutChannels.length} positive integers divisible by the ${p.model.normGroups} norm groups, for example ${p.model.blockOutChannels.map((c) => 2 * c).join(',')}; got ${a.channels}`);
+      }
+      p.model.blockOutChannels = ch;
     }
     const checkEvery = a.checkEvery === undefined ? undefined : Math.floor(nonNegative('check-every', a.checkEvery));
     if (a.minutes !== undefined && !(a.minutes > 0)) throw new DriftlabError(`--minutes must be > 0, got ${a.minutes}`);

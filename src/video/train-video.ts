@@ -17,6 +17,7 @@ import { contextUse } from '../eval/context-use.js';
 import { DriftlabError } from '../util/errors.js';
 import { ClipStream, modelFrameSize } from './clips.js';
 import { VideoPreset } from './presets.js';
+import { widenParams, widthFactor } from './widen.js';
 
 export interface TrainVideoOptions extends RunCommon {
   preset: VideoPreset;
@@ -25,7 +26,8 @@ export interface TrainVideoOptions extends RunCommon {
   /**
    * video checkpoint whose (EMA) weights initialise this model (warm start): same U-Net trunk and
    * conditioning; with concat conditioning it may have fewer context frames, whose weights then
-   * feed the newest frames of this model's context (the older ones start at zero)
+   * feed the newest frames of this model's context (the older ones start at zero); it may have
+   * 1/f of the channels at every level, and is then widened to compute the same function (widen.ts)
    */
   initVideo?: string;
   /** log the context-use check (eval/context-use.ts) every N steps (0 = never; default: every checkpoint) */
@@ -57,7 +59,8 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   }
   let initFrom: Map<string, Float32Array> | undefined;
   if (o.initImage && o.initVideo) throw new DriftlabError('--init-image and --init-video exclude each other');
-  if (o.initVideo) initFrom = await warmStartFrom(o.initVideo, p);
+  let widenedFrom: number[] | undefined;
+  if (o.initVideo) ({ from: initFrom, widenedFrom } = await warmStartFrom(o.initVideo, p));
   if (o.initImage) {
     const ck = await loadCheckpoint(o.initImage, { ema: true });
     if (ck.config.model.video) throw new DriftlabError(`${o.initImage} is a video checkpoint; --init-image wants an image checkpoint`);
@@ -70,7 +73,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   }
   const config: CheckpointConfig = {
     format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective,
-    training: { preset: p.name, data: p.data, initImage: o.initImage ? checkpointRef(o.initImage) : null, ...(o.initVideo ? { initVideo: checkpointRef(o.initVideo) } : {}), ...tc },
+    training: { preset: p.name, data: p.data, initImage: o.initImage ? checkpointRef(o.initImage) : null, ...(o.initVideo ? { initVideo: { ...checkpointRef(o.initVideo), ...(widenedFrom ? { widenedFrom } : {}) } } : {}), ...tc },
   };
   const stream = new ClipStream({
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
@@ -96,11 +99,14 @@ function trunkDiff(a: UNetConfig, b: UNetConfig, keys: ScalarKey[]): string[] {
 }
 
 /** The (EMA) weights of a video checkpoint, mapped onto preset p's model (see initVideo). */
-async function warmStartFrom(dir: string, p: VideoPreset): Promise<Map<string, Float32Array>> {
+async function warmStartFrom(dir: string, p: VideoPreset): Promise<{ from: Map<string, Float32Array>; widenedFrom?: number[] }> {
   const ck = await loadCheckpoint(dir, { ema: true });
   const m = ck.config.model, v = p.model.video!;
   if (!m.video) throw new DriftlabError(`${dir} is an image checkpoint; --init-video wants a video checkpoint (use --init-image)`);
   const diff = trunkDiff(m, p.model, ['sampleSize', 'inChannels', 'outChannels', 'layersPerBlock', 'normGroups', 'timeEmbedDim', 'timeEmbedHidden', 'attentionHeads', 'midAttention', 'numClasses']);
+  const f = widthFactor(m.blockOutChannels, p.model.blockOutChannels);
+  if (f) diff.splice(diff.indexOf('blockOutChannels'), 1); // f x the channels at every level: widened (widen.ts)
+  else if (diff.includes('blockOutChannels')) diff[diff.indexOf('blockOutChannels')] = `blockOutChannels (${m.blockOutChannels} -> ${p.model.blockOutChannels}: a warm start may widen every level by one integer factor)`;
   if ((m.video.conditioning ?? 'attention') !== (v.conditioning ?? 'attention')) diff.push('conditioning');
   if (m.video.frames - m.video.contextFrames !== v.frames - v.contextFrames) diff.push('targets per window');
   if (m.video.contextFrames > v.contextFrames) diff.push(`context frames (${m.video.contextFrames} > ${v.contextFrames})`);
@@ -109,7 +115,9 @@ async function warmStartFrom(dir: string, p: VideoPreset): Promise<Map<string, F
   if (v.conditioning === 'concat' && m.video.contextFrames < v.contextFrames) {
     from.set('conv_in.weight', extendContextConvIn(from.get('conv_in.weight')!, m.inChannels, m.video.contextFrames, v.contextFrames));
   }
-  return from;
+  // after the context extension, the old weights have the new model's shapes at the old widths
+  if (!f) return { from };
+  return { from: widenParams(modelParamSpecs({ ...p.model, blockOutChannels: m.blockOutChannels }), from, modelParamSpecs(p.model), f, p.train.seed), widenedFrom: m.blockOutChannels };
 }
 
 /**

@@ -177,9 +177,90 @@ test('--init-video: a concat model warm-started with more context frames compute
     assert.not.ok(fs.existsSync(path.join(dir, name)), `${name}: nothing written`);
   };
   await refused(concat(2, 1), 'warm-bad1', /context frames \(3 > 2\)/);
-  const other = concat(5, 1); other.model.blockOutChannels = other.model.blockOutChannels.map((c: number) => c * 2);
-  await refused(other, 'warm-bad2', /blockOutChannels/);
+  const other = concat(5, 1); other.model.blockOutChannels = other.model.blockOutChannels.map((c: number) => c * 1.5);
+  await refused(other, 'warm-bad2', /blockOutChannels \(8,16 -> 12,24: a warm start may widen every level by one integer factor\)/);
   await refused(tiny(1), 'warm-bad3', /conditioning/);
+});
+
+test('widening: a model with 2x the channels per level computes exactly what the narrow one did (concat and temporal attention)', async () => {
+  await ensureWasm();
+  const tf = await import('@tensorflow/tfjs');
+  const { UNetModel } = await import('../../src/diffusion/model.js');
+  const { modelParamSpecs } = await import('../../src/diffusion/arch.js');
+  const { widenParams, widenTensor } = await import('../../src/video/widen.js');
+  const attn = tiny(1).model; // temporal attention at both levels and in the middle, 2 heads
+  const cat = { ...attn, attention: [false, true], midAttention: true, video: { ...attn.video!, conditioning: 'concat' as const, temporal: [false, false], temporalMid: false, contextFrames: 3, frames: 4 } };
+  for (const [label, narrow] of [['attention', attn], ['concat', cat]] as const) {
+    const wide = { ...narrow, blockOutChannels: narrow.blockOutChannels.map((c) => 2 * c) };
+    // every parameter random (to_out and the relative position bias too), so no block is a trivial identity
+    const rng = new Rng(11), old = new Map<string, Float32Array>();
+    for (const s of modelParamSpecs(narrow)) old.set(s.name, Float32Array.from(rng.normals(s.shape.reduce((a, b) => a * b, 1)), (v) => 0.3 * v));
+    const w = widenParams(modelParamSpecs(narrow), old, modelParamSpecs(wide), 2, 0);
+    const ma = new UNetModel(narrow, old), mb = new UNetModel(wide, w);
+    try {
+      const S = narrow.sampleSize, F = narrow.video!.frames, x = new Rng(12).normals(2 * F * S * S);
+      const t = Array.from({ length: 2 * F }, (_, i) => (i % F < narrow.video!.contextFrames && label === 'concat' ? 0 : 100 + 37 * i));
+      const run = (m: InstanceType<typeof UNetModel>) => tf.tidy(() => m.forward(tf.tensor4d(x, [2 * F, S, S, 1]), tf.tensor1d(t)).dataSync() as Float32Array);
+      const ya = run(ma), yb = run(mb);
+      let d = 0, s = 0;
+      for (let i = 0; i < ya.length; i++) { d = Math.max(d, Math.abs(ya[i] - yb[i])); s = Math.max(s, Math.abs(ya[i])); }
+      assert.ok(s > 0.1, `${label}: the output is near zero: the comparison would be vacuous`);
+      assert.ok(d < 2e-5 * s, `${label}: the widened model differs by ${d} (output scale ${s})`);
+    } finally { ma.dispose(); mb.dispose(); }
+    // the copies of an input get unequal shares (symmetry broken) that sum to the old weight
+    const c1 = w.get('down_blocks.1.resnets.0.conv2.weight')!, o1 = old.get('down_blocks.1.resnets.0.conv2.weight')!;
+    const C = narrow.blockOutChannels[1], W = 2 * C; // [3,3,C,C] -> [3,3,2C,2C]
+    let unequal = 0;
+    for (let k = 0; k < 9; k++) for (let i = 0; i < C; i++) for (let o = 0; o < W; o++) {
+      const a = c1[(k * W + 2 * i) * W + o], b = c1[(k * W + 2 * i + 1) * W + o], ref = o1[(k * C + i) * C + (o >> 1)];
+      assert.ok(Math.abs(a + b - ref) < 1e-6, 'the shares do not sum to the old weight');
+      if (Math.abs(a - b) > 1e-3 * Math.abs(ref)) unequal++;
+    }
+    assert.ok(unequal > 0.9 * 9 * C * W, `${label}: only ${unequal} input pairs have unequal shares`);
+  }
+  // hand-made case: linear [1 in, 2 out] -> [1, 4]: outputs interleaved copies, an unwidened input axis copied
+  assert.equal(Array.from(widenTensor('l.weight', Float32Array.of(3, 5), [1, 2], [1, 4], 2, new Rng(0))), [3, 3, 5, 5]);
+  const q = widenTensor('a.to_q.bias', Float32Array.of(2), [1], [2], 2, new Rng(0));
+  assert.ok(Math.abs(q[0] - Math.SQRT2) < 1e-6 && q[0] === q[1], 'queries scaled by 1/sqrt(f)');
+  assert.throws(() => widenTensor('x.weight', new Float32Array(4), [2, 2], [2, 3], 2, new Rng(0)), /cannot widen to \[2,3\] by 2/);
+  assert.throws(() => widenTensor('x.rel', new Float32Array(6), [2, 3, 1], [2, 6, 1], 2, new Rng(0)), /only channel axes widen/);
+});
+
+test('--init-video --channels: train-video widens the warm start, records it, and refuses a non-integer factor', async () => {
+  await ensureWasm();
+  const tf = await import('@tensorflow/tfjs');
+  const { UNetModel, flatLayout, splitFlat } = await import('../../src/diffusion/model.js');
+  const { modelParamSpecs } = await import('../../src/diffusion/arch.js');
+  const concat = (steps: number, ch: number[]) => {
+    const p = tiny(steps);
+    p.model.blockOutChannels = ch;
+    p.model.video = { ...p.model.video!, conditioning: 'concat', temporal: [false, false], temporalMid: false, contextFrames: 3, frames: 4 };
+    return p;
+  };
+  const old = path.join(dir, 'widen-src');
+  await trainVideo({ preset: concat(6, [8, 16]), out: old, workers: 1, backend: 'wasm', quiet: true, checkEvery: 0 });
+  const pw = concat(1, [16, 32]);
+  Object.assign(pw.train, { lr: 0, weightDecay: 0 });
+  const wide = path.join(dir, 'widen-dst');
+  await trainVideo({ preset: pw, out: wide, workers: 1, backend: 'wasm', quiet: true, checkEvery: 0, initVideo: old });
+  const a = await loadCheckpoint(old, { ema: true }), b = await loadCheckpoint(wide);
+  assert.equal((b.config.training as { initVideo?: { name: string; widenedFrom?: number[] } }).initVideo, { name: 'widen-src', emaSha256: (b.config.training as any).initVideo.emaSha256, widenedFrom: [8, 16] });
+  assert.equal(b.config.model.blockOutChannels, [16, 32]);
+  const ma = new UNetModel(a.config.model, splitFlat(flatLayout(modelParamSpecs(a.config.model)), a.ema!));
+  const mb = new UNetModel(b.config.model, splitFlat(flatLayout(modelParamSpecs(b.config.model)), b.params));
+  try {
+    const S = a.config.model.sampleSize, x = new Rng(7).normals(4 * S * S);
+    const run = (m: InstanceType<typeof UNetModel>) => tf.tidy(() => m.forward(tf.tensor4d(x, [4, S, S, 1]), tf.tensor1d([0, 0, 0, 500])).dataSync() as Float32Array).slice(3 * S * S);
+    const ya = run(ma), yb = run(mb);
+    let d = 0, s = 0;
+    for (let i = 0; i < ya.length; i++) { d = Math.max(d, Math.abs(ya[i] - yb[i])); s = Math.max(s, Math.abs(ya[i])); }
+    assert.ok(s > 1e-3 && d < 2e-5 * s, `the widened checkpoint differs by ${d} (scale ${s})`);
+  } finally { ma.dispose(); mb.dispose(); }
+  // the CLI flag: bad values are one line and write nothing
+  const bad = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--channels', '8,15', '--steps', '1', '--out', path.join(dir, 'widen-bad')], { encoding: 'utf8' });
+  assert.is(bad.status, 2);
+  assert.match(bad.stderr.trim(), /^driftlab: error: --channels must be 2 positive integers divisible by the 4 norm groups, for example 16,32; got 8,15$/);
+  assert.not.ok(fs.existsSync(path.join(dir, 'widen-bad')));
 });
 
 test('--context-level: a warm start from a plain concat model computes exactly the old model; the flag is refused without context noise or concat', async () => {
