@@ -79,7 +79,7 @@ export function groupNormParts<T>(o: Ops<T>, x: T, gamma: T, beta: T, groups: nu
 export function silu(x: tf.Tensor): tf.Tensor;
 export function silu<T>(x: NoInfer<T>, o: Ops<T>): T;
 export function silu<T>(x: T, o: Ops<T> = TF): T {
-  return o.mul(x, o.sigmoid(x));
+  return o.silu ? o.silu(x) : o.mul(x, o.sigmoid(x));
 }
 
 /**

@@ -54,4 +54,9 @@ export interface Ops<T> {
    * same forward and a closed-form VJP (engine/vjp.ts).
    */
   groupNorm?(x: T, gamma: T, beta: T, groups: number, eps: number): T;
+  /**
+   * Optional: SiLU x sigmoid(x) as one op (diffusion/layers.ts silu composes it when absent). The
+   * Tape implements it, with the same forward and a fused VJP (engine/vjp.ts).
+   */
+  silu?(x: T): T;
 }

@@ -59,6 +59,7 @@ export class Tape<T> implements Ops<Var<T>> {
   resizeNearest2x(x: Var<T>): Var<T> { return this.rec(RULES.resizeNearest2x, [x], null); }
   embedding(table: Var<T>, labels: Var<T> | undefined, batch: number): Var<T> { return this.rec(RULES.embedding, [table, labels], batch); }
   groupNorm(x: Var<T>, gamma: Var<T>, beta: Var<T>, groups: number, eps: number): Var<T> { return this.rec(RULES.groupNorm, [x, gamma, beta], { groups, eps }); }
+  silu(x: Var<T>): Var<T> { return this.rec(RULES.silu, [x], {}); }
 
   /**
    * d loss / d wrt[i] for a scalar-shaped (or any-shaped: summed) loss, as inner values. A leaf

@@ -191,4 +191,14 @@ export const RULES = {
       return [o.reshape(dx, [B, H, W, C]), dgamma, dbeta];
     },
   } as Rule<{ groups: number; eps: number; saved?: unknown }>,
+  silu: {
+    // y = x s, s = sigmoid(x) (the composition of diffusion/layers.ts; s kept for the VJP)
+    forward: (o, xs, a) => { const s = o.sigmoid(X(xs, 0)); a.saved = s; return o.mul(X(xs, 0), s); },
+    /**
+     * dy/dx = s + x s (1 - s) = s + (y - y s): four element-wise passes (y s, the difference, the
+     * sum, the product with dy) where the VJPs of the Mul and the Sigmoid took six (dy s, dy x,
+     * s^2, s - s^2, their product, and the sum of the two paths into x).
+     */
+    vjp: (o, dy, _xs, y, a) => { const s = a.saved as any; return [o.mul(dy, o.add(s, o.sub(y, o.mul(y, s))))]; },
+  } as Rule<{ saved?: unknown }>,
 } satisfies Record<string, Rule<any>>;

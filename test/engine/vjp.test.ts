@@ -143,6 +143,7 @@ test('add / sub / mul with broadcasting, and with numbers', async () => {
 });
 test('sigmoid, sin, cos, square, rsqrt', async () => {
   await checkOp([X([3, 4])], (o, [a]) => o.sigmoid(a));
+  await checkOp([X([3, 4])], (o, [a]) => layers.silu(a, o)); // the fused rule (Tape.silu), against finite differences
   await checkOp([X([3, 4])], (o, [a]) => o.sin(a));
   await checkOp([X([3, 4])], (o, [a]) => o.cos(a));
   await checkOp([X([3, 4])], (o, [a]) => o.square(a));
