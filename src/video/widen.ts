@@ -28,6 +28,11 @@ function axesOf(rank: number): { inAxis: number; outAxis: number } {
   return { inAxis: -1, outAxis: -1 };
 }
 
+/** Advance a row-major multi-index over `shape` by one element. */
+function next(idx: number[], shape: number[]): void {
+  for (let a = shape.length - 1; a >= 0; a--) { if (++idx[a] < shape[a]) return; idx[a] = 0; }
+}
+
 /** One tensor widened by f on the axes where newShape = f x oldShape (see the module comment). */
 export function widenTensor(name: string, old: Float32Array, oldShape: number[], newShape: number[], f: number, rng: Rng): Float32Array {
   const r = oldShape.length;
@@ -47,7 +52,7 @@ export function widenTensor(name: string, old: Float32Array, oldShape: number[],
     let src = 0;
     for (let a = 0; a < r; a++) src += (wide[a] ? Math.floor(idx[a] / f) : idx[a]) * oldStride[a];
     out[i] = old[src];
-    for (let a = r - 1; a >= 0; a--) { if (++idx[a] < newShape[a]) break; idx[a] = 0; }
+    next(idx, newShape);
   }
   if (inAxis >= 0 && wide[inAxis]) {
     // the f copies of one input share its weight: walk the elements whose input index is the first copy
@@ -59,7 +64,7 @@ export function widenTensor(name: string, old: Float32Array, oldShape: number[],
         for (let k = 0; k < f; k++) { share[k] = 0.5 + rng.uniform(); s += share[k]; }
         for (let k = 0; k < f; k++) out[i + k * st] *= share[k] / s;
       }
-      for (let a = r - 1; a >= 0; a--) { if (++idx[a] < newShape[a]) break; idx[a] = 0; }
+      next(idx, newShape);
     }
   }
   if (/\.to_q\.(weight|bias)$/.test(name) && wide[outAxis]) {

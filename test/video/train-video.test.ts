@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as path from 'node:path';
-import { ensureWasm } from '../helpers/backend.js';
+import { ensureWasm, maxAbsDiff } from '../helpers/backend.js';
 import { tempDir } from '../helpers/common.js';
 import { getVideoPreset } from '../../src/video/presets.js';
 import { trainVideo } from '../../src/video/train-video.js';
@@ -202,8 +202,7 @@ test('widening: a model with 2x the channels per level computes exactly what the
       const t = Array.from({ length: 2 * F }, (_, i) => (i % F < narrow.video!.contextFrames && label === 'concat' ? 0 : 100 + 37 * i));
       const run = (m: InstanceType<typeof UNetModel>) => tf.tidy(() => m.forward(tf.tensor4d(x, [2 * F, S, S, 1]), tf.tensor1d(t)).dataSync() as Float32Array);
       const ya = run(ma), yb = run(mb);
-      let d = 0, s = 0;
-      for (let i = 0; i < ya.length; i++) { d = Math.max(d, Math.abs(ya[i] - yb[i])); s = Math.max(s, Math.abs(ya[i])); }
+      const d = maxAbsDiff(ya, yb), s = Math.max(...Array.from(ya, Math.abs));
       assert.ok(s > 0.1, `${label}: the output is near zero: the comparison would be vacuous`);
       assert.ok(d < 2e-5 * s, `${label}: the widened model differs by ${d} (output scale ${s})`);
     } finally { ma.dispose(); mb.dispose(); }
@@ -252,8 +251,7 @@ test('--init-video --channels: train-video widens the warm start, records it, an
     const S = a.config.model.sampleSize, x = new Rng(7).normals(4 * S * S);
     const run = (m: InstanceType<typeof UNetModel>) => tf.tidy(() => m.forward(tf.tensor4d(x, [4, S, S, 1]), tf.tensor1d([0, 0, 0, 500])).dataSync() as Float32Array).slice(3 * S * S);
     const ya = run(ma), yb = run(mb);
-    let d = 0, s = 0;
-    for (let i = 0; i < ya.length; i++) { d = Math.max(d, Math.abs(ya[i] - yb[i])); s = Math.max(s, Math.abs(ya[i])); }
+    const d = maxAbsDiff(ya, yb), s = Math.max(...Array.from(ya, Math.abs));
     assert.ok(s > 1e-3 && d < 2e-5 * s, `the widened checkpoint differs by ${d} (scale ${s})`);
   } finally { ma.dispose(); mb.dispose(); }
   // the CLI flag: bad values are one line and write nothing
