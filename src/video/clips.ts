@@ -43,6 +43,25 @@ export function clipWindow(mm: MovingMnist, pool: number, k: number, F: number, 
   return out;
 }
 
+/**
+ * The smallest distance between two digits' true top-left corners (canvas px) at frame `frame`
+ * of clip k (Infinity with one digit). Digits are 28 px wide: under ~10 px they overlap heavily.
+ */
+export function digitsDistanceAt(mm: MovingMnist, k: number, frame: number): number {
+  const clip = mm.clip(k, true);
+  const buf = new Uint8Array(mm.config.size * mm.config.size);
+  for (let t = 0; t <= frame; t++) clip.next(buf);
+  let best = Infinity;
+  for (let a = 0; a < clip.truth.length; a++) for (let b = a + 1; b < clip.truth.length; b++) {
+    const [xa, ya] = clip.truth[a].positions[frame], [xb, yb] = clip.truth[b].positions[frame];
+    best = Math.min(best, Math.hypot(xa - xb, ya - yb));
+  }
+  return best;
+}
+
+/** How many clips the overlap oversampling tries before it gives up on a data config. */
+export const OVERLAP_SEARCH_LIMIT = 10_000;
+
 /** Draw the first `frames` frames of a window with every digit displaced by N(0, sigma^2) canvas px per axis. */
 export interface WindowJitter { sigma: number; frames: number; rng: Rng }
 
@@ -73,6 +92,15 @@ export interface ClipStreamOptions {
    * the other windows keep a clean (or context-noised) context outside the loss (0 = never)
    */
   joint?: number;
+  /**
+   * probability that a window is a hard one: the stream skips ahead to the next clip whose digits
+   * overlap at the last context frame (closest pair of true top-left corners under overlapNear
+   * canvas px), the contexts where a model must tell the digits apart from the earlier frames
+   * (0 = every clip in turn)
+   */
+  overlapOversample?: number;
+  /** canvas px under which two digits count as overlapping (default 10; digits are 28 px wide) */
+  overlapNear?: number;
 }
 
 export class ClipStream implements BatchStream {
@@ -92,9 +120,17 @@ export class ClipStream implements BatchStream {
     const drop = this.o.contextDropout ?? 0;
     const sigma = this.o.contextJitter ?? 0;
     const jointP = this.o.joint ?? 0;
+    const hardP = this.o.overlapOversample ?? 0, near = this.o.overlapNear ?? 10;
     for (let b = 0; b < B; b++) {
+      // draws only when the option is on, so older recipes replay the very same stream
+      let k = this.nextClip++;
+      if (hardP > 0 && rng.uniform() < hardP) {
+        for (let tries = 1; digitsDistanceAt(this.mm, k, K - 1) >= near; tries++, k = this.nextClip++) {
+          if (tries >= OVERLAP_SEARCH_LIMIT) throw new DriftlabError(`--overlap-oversample: no clip among ${OVERLAP_SEARCH_LIMIT} in a row has its digits under ${near} px apart at the last context frame; raise --overlap-near or change the data`);
+        }
+      }
       // the jitter draws from the training rng only when on, so older recipes replay the very same stream
-      x0.set(clipWindow(this.mm, this.o.data.pool, this.nextClip++, F, 0, sigma > 0 ? { sigma, frames: K, rng } : undefined), b * F * S * S);
+      x0.set(clipWindow(this.mm, this.o.data.pool, k, F, 0, sigma > 0 ? { sigma, frames: K, rng } : undefined), b * F * S * S);
       const tTarget = rng.int(T);
       const tContext = maxContextT > 0 ? rng.int(maxContextT + 1) : 0;
       // draws only when the option is on, so older recipes replay the very same stream

@@ -32,6 +32,10 @@ export interface VideoTrainConfig extends Hyper {
   independentT?: boolean;
   /** probability of a joint window: context noised at the targets' t and in the loss (clips.ts ClipStreamOptions.joint) */
   joint?: number;
+  /** probability of a hard window, its digits overlapping at the last context frame (clips.ts ClipStreamOptions.overlapOversample) */
+  overlapOversample?: number;
+  /** canvas px under which two digits count as overlapping (default 10) */
+  overlapNear?: number;
 }
 
 export interface VideoPreset {

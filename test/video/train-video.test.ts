@@ -6,7 +6,7 @@ import { tempDir } from '../helpers/common.js';
 import { getVideoPreset } from '../../src/video/presets.js';
 import { trainVideo } from '../../src/video/train-video.js';
 import { loadCheckpoint } from '../../src/diffusion/checkpoint.js';
-import { ClipStream, clipWindow } from '../../src/video/clips.js';
+import { ClipStream, clipWindow, digitsDistanceAt } from '../../src/video/clips.js';
 import { MovingMnist } from '../../datasets/moving-mnist/index.js';
 import { Rng } from '../../src/util/rng.js';
 import { spawnSync } from 'node:child_process';
@@ -88,6 +88,41 @@ test('context jitter: context frames draw displaced digits, targets and the dyna
     else ctxDiff += same ? 0 : 1;
   }
   assert.ok(ctxDiff >= 6, `only ${ctxDiff} of 9 context frames moved under 2 px jitter`);
+});
+
+test('overlap oversampling: hard windows are the next clips whose digits overlap at the last context frame; off replays the old stream', () => {
+  const p = tiny(1);
+  const K = 3, near = 10, opts = { data: p.data, seed: 1, batchSize: 16, frames: 6, contextFrames: K, maxContextT: 0, T: 1000 };
+  // the truth, recomputed from the generator's recorded positions: which clips overlap at frame K-1
+  const mm = new MovingMnist(p.data, 1);
+  const { truth } = mm.generate(400, K);
+  const overlaps = truth.map((d) => { const [a, b] = [d[0].positions[K - 1], d[1].positions[K - 1]]; return Math.hypot(a[0] - b[0], a[1] - b[1]) < near; });
+  const share = overlaps.filter(Boolean).length / overlaps.length;
+  assert.ok(share > 0.03 && share < 0.6, `share of overlapping clips ${share}`);
+  const plain = new ClipStream(opts).next(new Rng(0));
+  assert.equal(Array.from(new ClipStream({ ...opts, overlapOversample: 0 }).next(new Rng(0)).x0), Array.from(plain.x0));
+  const all = new ClipStream({ ...opts, overlapOversample: 1 });
+  const b = all.next(new Rng(0));
+  const expect = overlaps.map((o, k) => (o ? k : -1)).filter((k) => k >= 0).slice(0, 16);
+  const S = p.data.size / p.data.pool, n = 6 * S * S;
+  expect.forEach((k, w) => assert.equal(Array.from(b.x0.subarray(w * n, (w + 1) * n)), Array.from(clipWindow(mm, p.data.pool, k, 6)), `window ${w} is clip ${k}`));
+  assert.equal(all.state(), { kind: 'moving-mnist-clips', nextClip: expect[15] + 1 }, 'the skipped clips are consumed');
+  // p = 0.5: about half the windows are hard; the stream still never repeats a clip
+  const half = new ClipStream({ ...opts, batchSize: 64, overlapOversample: 0.5 });
+  half.next(new Rng(3));
+  const used = half.state().nextClip;
+  // a plain window takes one clip, a hard one about 1/share: 64 (0.5 + 0.5 / share) clips expected
+  const expected = 64 * (0.5 + 0.5 / share);
+  assert.ok(used > 0.6 * expected && used < 1.5 * expected, `64 windows used ${used} clips, about ${expected.toFixed(0)} expected`);
+  assert.equal(digitsDistanceAt(new MovingMnist({ ...p.data, digits: 1 }, 1), 0, 0), Infinity);
+});
+
+test('overlap oversampling is refused with one digit per clip, and nothing is written', async () => {
+  const q = tiny(1); q.data = { ...q.data, digits: 1 }; q.train.overlapOversample = 0.5;
+  let msg = '';
+  try { await trainVideo({ preset: q, out: path.join(dir, 'ov-bad'), workers: 1, backend: 'wasm', quiet: true, checkEvery: 0 }); } catch (e) { msg = (e as Error).message; }
+  assert.match(msg, /--overlap-oversample needs clips with at least 2 digits/);
+  assert.not.ok(fs.existsSync(path.join(dir, 'ov-bad')));
 });
 
 test('a short mmnist-tiny training lowers the loss; resume equals the uninterrupted run', async () => {
@@ -301,7 +336,7 @@ test('--context-level: a warm start from a plain concat model computes exactly t
 test('train-video CLI: recipe flags reach config.json; bad values are one error line and write nothing', () => {
   const out = path.join(dir, 'cli-flags');
   const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--out', out, '--seed', '4',
-    '--context-dropout', '0.25', '--independent-t', '--joint', '0.5', '--context-frames', '4', '--context-jitter', '1.5', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
+    '--context-dropout', '0.25', '--independent-t', '--joint', '0.5', '--context-frames', '4', '--context-jitter', '1.5', '--overlap-oversample', '0.5', '--overlap-near', '12', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
   assert.equal(cfg.objective, { prediction: 'x0', weighting: 'min-snr', snrGamma: 2 });
@@ -309,9 +344,10 @@ test('train-video CLI: recipe flags reach config.json; bad values are one error 
   assert.is(cfg.training.independentT, true);
   assert.is(cfg.training.joint, 0.5);
   assert.is(cfg.training.contextJitter, 1.5);
+  assert.equal([cfg.training.overlapOversample, cfg.training.overlapNear], [0.5, 12]);
   assert.equal([cfg.model.video.contextFrames, cfg.model.video.frames], [4, 7], '--context-frames keeps the 3 targets of mmnist-tiny');
   assert.not.ok(fs.existsSync(path.join(out, 'context-use.jsonl')), '--check-every 0 logs no check');
-  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/], ['--context-level', 'true', /--context-level needs a concat-conditioned preset/], ['--joint', '1.5', /--joint must be in \[0, 1\]/]] as const) {
+  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/], ['--context-level', 'true', /--context-level needs a concat-conditioned preset/], ['--joint', '1.5', /--joint must be in \[0, 1\]/], ['--overlap-oversample', '2', /--overlap-oversample must be in \[0, 1\]/], ['--overlap-near', '0', /--overlap-near must be > 0/]] as const) {
     const bad = path.join(dir, `cli-bad${flag}`);
     const b = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '1', '--workers', '1', '--out', bad, flag, value], { encoding: 'utf8' });
     assert.ok(b.status !== 0, `${flag} ${value} accepted`);
