@@ -2,7 +2,8 @@
  * A/B of whole onnxruntime training steps (reference network, batch 64): the graph built by
  * another build of driftlab (--base: the root of a built copy of an older commit, e.g.
  * `git archive COMMIT | tar -x -C DIR`, node_modules linked, `npx tsc -p .`) against this one, and/or
- * two sets of session options (--opts-a / --opts-b: JSON merged into cpuSessionOptions' extra).
+ * two sets of session options (--opts-a / --opts-b: JSON merged over the training sessions' extra,
+ * TRAIN_SESSION_EXTRA, in cpuSessionOptions; '{"enableMemPattern":true}' is the setting before session 13).
  *
  *   node dist/bench/ab-train-step.js [--base DIR] [--opts-a JSON] [--opts-b JSON] [--graph-a JSON] [--graph-b JSON]
  *                                    [--threads 1] [--rounds 7] [--reps 1]
@@ -21,7 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { SPEC_UNET } from '../src/diffusion/config.js';
 import { modelParamSpecs } from '../src/diffusion/arch.js';
 import { DEFAULT_ADAMW } from '../src/diffusion/optim.js';
-import { cpuSessionOptions, loadOrt, nchwcBlockSize } from '../src/engine/onnx-engine.js';
+import { TRAIN_SESSION_EXTRA, cpuSessionOptions, loadOrt, nchwcBlockSize } from '../src/engine/onnx-engine.js';
 import * as local from '../src/engine/train-graph.js';
 import { referenceStepFeeds } from './train-step-feeds.js';
 
@@ -49,7 +50,7 @@ const arms = [
   { name: base ? `A: ${path.basename(path.resolve(base))}` : 'A: this build', graph: baseGraph.buildTrainGraph(SPEC_UNET, { rows: B, adam: DEFAULT_ADAMW, ...graphA }), opts: optsA, g: graphA },
   { name: 'B: this build', graph: local.buildTrainGraph(SPEC_UNET, { rows: B, adam: DEFAULT_ADAMW, ...graphB }), opts: optsB, g: graphB },
 ];
-const sessions = await Promise.all(arms.map((a) => ort.InferenceSession.create(a.graph.bytes, cpuSessionOptions(threads, a.opts).options as any)));
+const sessions = await Promise.all(arms.map((a) => ort.InferenceSession.create(a.graph.bytes, cpuSessionOptions(threads, { ...TRAIN_SESSION_EXTRA, ...a.opts }).options as any)));
 const first = await Promise.all(sessions.map((s) => s.run(feeds)));
 let worst = 0;
 for (const s of specs) {

@@ -19,7 +19,7 @@ import { SPEC_UNET } from '../src/diffusion/config.js';
 import { modelParamSpecs } from '../src/diffusion/arch.js';
 import { flatLayout, UNetModel } from '../src/diffusion/model.js';
 import { DEFAULT_ADAMW } from '../src/diffusion/optim.js';
-import { cpuSessionOptions, loadOrt, nchwcBlockSize } from '../src/engine/onnx-engine.js';
+import { TRAIN_SESSION_EXTRA, cpuSessionOptions, loadOrt, nchwcBlockSize } from '../src/engine/onnx-engine.js';
 import { STEP_SCALARS, buildTrainGraph } from '../src/engine/train-graph.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -38,7 +38,7 @@ const config = SPEC_UNET;
 const nchwcBlock = argv.includes('--no-nchwc') ? 0 : await nchwcBlockSize(ort);
 const graph = buildTrainGraph(config, { rows: B, adam: DEFAULT_ADAMW, nchwcBlock });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'driftlab-prof-'));
-const { options } = cpuSessionOptions(threads, { enableProfiling: true, profileFilePrefix: path.join(dir, 'train') });
+const { options } = cpuSessionOptions(threads, { ...TRAIN_SESSION_EXTRA, enableProfiling: true, profileFilePrefix: path.join(dir, 'train') });
 const session = await ort.InferenceSession.create(graph.bytes, options as any);
 
 // feeds: a prepared batch of the reference network and its parameters (state of a fresh model)

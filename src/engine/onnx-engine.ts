@@ -154,6 +154,14 @@ export function cpuSessionOptions(threads: number | undefined, extra: Record<str
   return { threads: n, options: { intraOpNumThreads: n, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3, ...extra } };
 }
 
+/**
+ * Session options added for training graphs: no memory pattern. onnxruntime's memory pattern
+ * plans one block for a whole run's intermediates; for the training graphs (thousands of nodes,
+ * every activation kept for the backward pass) it raised peak RSS by about 420 MB and was slower
+ * (ab-train-step: 0.89-0.92 of the wall time without it; docs/BENCHMARKS.md session 13).
+ */
+export const TRAIN_SESSION_EXTRA = { enableMemPattern: false } as const;
+
 export interface OnnxUNetOptions {
   /** intra-op threads (default: all cores) */
   threads?: number;

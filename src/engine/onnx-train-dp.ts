@@ -24,7 +24,7 @@ import type { UNetConfig } from '../diffusion/config.js';
 import type { FlatLayout } from '../diffusion/model.js';
 import type { AdamWConfig } from '../diffusion/optim.js';
 import { DriftlabError } from '../util/errors.js';
-import { cpuSessionOptions } from './onnx-engine.js';
+import { TRAIN_SESSION_EXTRA, cpuSessionOptions } from './onnx-engine.js';
 import {
   FeedArray, GraphBatch, OnnxStepper, OrtTrainState, Slot, StepHyper, batchArrays, openSession, stepScalarFeeds, threadsWord, blockWord, trainGraphBlock,
 } from './onnx-train.js';
@@ -138,7 +138,7 @@ export class OnnxDpTrainer implements OnnxStepper {
     const { ort, session: optimizer, line } = await openSession(buildOptimizerGraph(config, adam).bytes, { threads: o.optimizerThreads ?? 1 });
     const version = line.match(/onnxruntime-node (\S+)/)?.[1] ?? '?';
     const block = await trainGraphBlock({ nchwc: o.nchwc });
-    const options = cpuSessionOptions(threads).options;
+    const options = cpuSessionOptions(threads, TRAIN_SESSION_EXTRA).options;
     const paramsSab = new SharedArrayBuffer(layout.size * 4);
     const specs = layout.specs.map((s, i) => ({ name: s.name, shape: s.shape, offset: layout.offsets[i] }));
     const url = new URL('./onnx-train-worker.js', import.meta.url);

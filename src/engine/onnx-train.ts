@@ -19,7 +19,7 @@ import { AdamWConfig, emaDecay } from '../diffusion/optim.js';
 import { Schedule, makeSchedule } from '../diffusion/schedule.js';
 import type { StepResult, StepSettings, TrainEngine, TrainEngineOptions, TrainState } from '../diffusion/train-engine.js';
 import { DriftlabError } from '../util/errors.js';
-import { cpuSessionOptions, loadOrt, nchwcBlockSize } from './onnx-engine.js';
+import { TRAIN_SESSION_EXTRA, cpuSessionOptions, loadOrt, nchwcBlockSize } from './onnx-engine.js';
 import { STEP_SCALARS, buildTrainGraph } from './train-graph.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -94,7 +94,7 @@ export async function openSession(bytes: Uint8Array, o: OnnxTrainOptions): Promi
   const status = await loadOrt();
   if (!status.ort) throw new DriftlabError(`${status.error}; --engine onnx needs it (npm install onnxruntime-node), or use --engine tfjs`);
   const device = checkDevice(o);
-  const { threads, options } = cpuSessionOptions(o.threads, { executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'] });
+  const { threads, options } = cpuSessionOptions(o.threads, { ...TRAIN_SESSION_EXTRA, executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'] });
   let session: Session;
   try {
     session = await status.ort.InferenceSession.create(bytes, options as any);
