@@ -30,6 +30,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('context-dropout', { type: 'number', describe: 'probability of training a window with a blank context (0 = never; history guidance needs > 0)' })
     .option('context-jitter', { type: 'number', describe: 'context jitter in canvas px: each context frame draws every digit displaced by N(0, sigma^2) per axis from its true position, the targets stay on the true trajectory (trains the model to follow the true motion through its own position errors; 0 = off)' })
     .option('overlap-oversample', { type: 'number', describe: 'probability that a training window is a hard one: the stream skips ahead to the next clip whose two digits overlap at the last context frame (true top-left corners under --overlap-near px), the contexts where rollouts fail most (docs/EXPERIMENTS.md); 0 = every clip in turn' })
+    .option('overlap-frames', { type: 'number', describe: 'with --overlap-oversample: a window is hard when its digits overlap at any of its last N context frames (default 1, the last frame only; the context length K takes in the frames after a crossing, where rollouts lose a digit as the two separate)' })
     .option('overlap-near', { type: 'number', describe: 'canvas px under which two digits count as overlapping for --overlap-oversample (default 10; digits are 28 px wide)' })
     .option('independent-t', { type: 'boolean', describe: 'one noise level per target frame (Diffusion Forcing) instead of one per window' })
     .option('joint', { type: 'number', describe: 'attention models: probability of training a window jointly, its context noised at the targets\' level and counted in the loss (the model then reconstructs its context from the targets, which reconstruction-guidance needs; 0 = never)' })
@@ -64,6 +65,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     if (a.joint !== undefined) tc.joint = Number(a.joint); // checked by trainVideo
     if (a.overlapOversample !== undefined) tc.overlapOversample = Number(a.overlapOversample); // checked by trainVideo
     if (a.overlapNear !== undefined) tc.overlapNear = Number(a.overlapNear); // checked by trainVideo
+    if (a.overlapFrames !== undefined) tc.overlapFrames = Number(a.overlapFrames); // checked by trainVideo
     if (a.prediction !== undefined) p.objective.prediction = a.prediction;
     if (a.lossWeighting !== undefined) p.objective.weighting = a.lossWeighting;
     if (a.snrGamma !== undefined) {

@@ -48,13 +48,23 @@ export function clipWindow(mm: MovingMnist, pool: number, k: number, F: number, 
  * of clip k (Infinity with one digit). Digits are 28 px wide: under ~10 px they overlap heavily.
  */
 export function digitsDistanceAt(mm: MovingMnist, k: number, frame: number): number {
+  return digitsMinDistance(mm, k, frame, frame);
+}
+
+/**
+ * The smallest distance between two digits' true top-left corners (canvas px) over frames
+ * from..to (inclusive) of clip k: how close the digits come in that stretch (Infinity with one digit).
+ */
+export function digitsMinDistance(mm: MovingMnist, k: number, from: number, to: number): number {
   const clip = mm.clip(k, true);
   const buf = new Uint8Array(mm.config.size * mm.config.size);
-  for (let t = 0; t <= frame; t++) clip.next(buf);
+  for (let t = 0; t <= to; t++) clip.next(buf);
   let best = Infinity;
-  for (let a = 0; a < clip.truth.length; a++) for (let b = a + 1; b < clip.truth.length; b++) {
-    const [xa, ya] = clip.truth[a].positions[frame], [xb, yb] = clip.truth[b].positions[frame];
-    best = Math.min(best, Math.hypot(xa - xb, ya - yb));
+  for (let f = Math.max(0, from); f <= to; f++) {
+    for (let a = 0; a < clip.truth.length; a++) for (let b = a + 1; b < clip.truth.length; b++) {
+      const [xa, ya] = clip.truth[a].positions[f], [xb, yb] = clip.truth[b].positions[f];
+      best = Math.min(best, Math.hypot(xa - xb, ya - yb));
+    }
   }
   return best;
 }
@@ -101,6 +111,12 @@ export interface ClipStreamOptions {
   overlapOversample?: number;
   /** canvas px under which two digits count as overlapping (default 10; digits are 28 px wide) */
   overlapNear?: number;
+  /**
+   * a window is hard when its digits overlap at any of its last overlapFrames context frames
+   * (default 1: the last one only; K: anywhere in the context, which takes in the frames after a
+   * crossing, where the model has to tell the strokes apart again)
+   */
+  overlapFrames?: number;
 }
 
 export class ClipStream implements BatchStream {
@@ -120,13 +136,13 @@ export class ClipStream implements BatchStream {
     const drop = this.o.contextDropout ?? 0;
     const sigma = this.o.contextJitter ?? 0;
     const jointP = this.o.joint ?? 0;
-    const hardP = this.o.overlapOversample ?? 0, near = this.o.overlapNear ?? 10;
+    const hardP = this.o.overlapOversample ?? 0, near = this.o.overlapNear ?? 10, span = this.o.overlapFrames ?? 1;
     for (let b = 0; b < B; b++) {
       // draws only when the option is on, so older recipes replay the very same stream
       let k = this.nextClip++;
       if (hardP > 0 && rng.uniform() < hardP) {
-        for (let tries = 1; digitsDistanceAt(this.mm, k, K - 1) >= near; tries++, k = this.nextClip++) {
-          if (tries >= OVERLAP_SEARCH_LIMIT) throw new DriftlabError(`--overlap-oversample: no clip among ${OVERLAP_SEARCH_LIMIT} in a row has its digits under ${near} px apart at the last context frame; raise --overlap-near or change the data`);
+        for (let tries = 1; digitsMinDistance(this.mm, k, K - span, K - 1) >= near; tries++, k = this.nextClip++) {
+          if (tries >= OVERLAP_SEARCH_LIMIT) throw new DriftlabError(`--overlap-oversample: no clip among ${OVERLAP_SEARCH_LIMIT} in a row has its digits under ${near} px apart at ${span === 1 ? 'the last context frame' : `any of the last ${span} context frames`}; raise --overlap-near or change the data`);
         }
       }
       // the jitter draws from the training rng only when on, so older recipes replay the very same stream

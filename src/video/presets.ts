@@ -36,6 +36,8 @@ export interface VideoTrainConfig extends Hyper {
   overlapOversample?: number;
   /** canvas px under which two digits count as overlapping (default 10) */
   overlapNear?: number;
+  /** a hard window's digits overlap at any of its last overlapFrames context frames (default 1) */
+  overlapFrames?: number;
 }
 
 export interface VideoPreset {

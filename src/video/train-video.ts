@@ -53,6 +53,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   if (tc.joint !== undefined && !(tc.joint >= 0 && tc.joint <= 1)) throw new DriftlabError(`--joint must be in [0, 1], got ${tc.joint}`);
   if (tc.overlapOversample !== undefined && !(tc.overlapOversample >= 0 && tc.overlapOversample <= 1)) throw new DriftlabError(`--overlap-oversample must be in [0, 1], got ${tc.overlapOversample}`);
   if (tc.overlapNear !== undefined && !(tc.overlapNear > 0)) throw new DriftlabError(`--overlap-near must be > 0 canvas px, got ${tc.overlapNear}`);
+  if (tc.overlapFrames !== undefined && !(Number.isInteger(tc.overlapFrames) && tc.overlapFrames >= 1 && tc.overlapFrames <= v.contextFrames)) throw new DriftlabError(`--overlap-frames must be an integer in 1..${v.contextFrames} (the context frames), got ${tc.overlapFrames}`);
   if (tc.overlapOversample && p.data.digits < 2) throw new DriftlabError(`--overlap-oversample needs clips with at least 2 digits; the data has ${p.data.digits}`);
   if (tc.joint && v.conditioning === 'concat') throw new DriftlabError('--joint needs an attention-conditioned preset (a concat model takes its context as input channels and never outputs it), for example mmnist-small-attn');
   if (v.contextLevel && v.conditioning !== 'concat') throw new DriftlabError('--context-level needs a concat-conditioned preset (attention models take one timestep per frame already)');
@@ -81,7 +82,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   const stream = new ClipStream({
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
     maxContextT: tc.maxContextT, T: p.schedule.timesteps, contextDropout: tc.contextDropout, independentT: tc.independentT, contextJitter: tc.contextJitter,
-    joint: tc.joint, overlapOversample: tc.overlapOversample, overlapNear: tc.overlapNear,
+    joint: tc.joint, overlapOversample: tc.overlapOversample, overlapNear: tc.overlapNear, overlapFrames: tc.overlapFrames,
   });
   return runTraining({
     label: `train-video ${p.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize * v.frames, total: tc.steps,

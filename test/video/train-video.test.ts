@@ -6,7 +6,7 @@ import { tempDir } from '../helpers/common.js';
 import { getVideoPreset } from '../../src/video/presets.js';
 import { trainVideo } from '../../src/video/train-video.js';
 import { loadCheckpoint } from '../../src/diffusion/checkpoint.js';
-import { ClipStream, clipWindow, digitsDistanceAt } from '../../src/video/clips.js';
+import { ClipStream, clipWindow, digitsDistanceAt, digitsMinDistance } from '../../src/video/clips.js';
 import { MovingMnist } from '../../datasets/moving-mnist/index.js';
 import { Rng } from '../../src/util/rng.js';
 import { spawnSync } from 'node:child_process';
@@ -115,6 +115,28 @@ test('overlap oversampling: hard windows are the next clips whose digits overlap
   const expected = 64 * (0.5 + 0.5 / share);
   assert.ok(used > 0.6 * expected && used < 1.5 * expected, `64 windows used ${used} clips, about ${expected.toFixed(0)} expected`);
   assert.equal(digitsDistanceAt(new MovingMnist({ ...p.data, digits: 1 }, 1), 0, 0), Infinity);
+});
+
+test('overlap oversampling over the last N context frames: hard windows are the next clips whose digits come under the threshold anywhere in that span', () => {
+  const p = tiny(1);
+  const K = 3, near = 10, opts = { data: p.data, seed: 1, batchSize: 16, frames: 6, contextFrames: K, maxContextT: 0, T: 1000 };
+  const mm = new MovingMnist(p.data, 1);
+  const { truth } = mm.generate(400, K);
+  // recomputed from the recorded positions: closest approach over frames K-span..K-1
+  const closest = (d: typeof truth[number], from: number) => {
+    let best = Infinity;
+    for (let f = from; f < K; f++) { const [a, b] = [d[0].positions[f], d[1].positions[f]]; best = Math.min(best, Math.hypot(a[0] - b[0], a[1] - b[1])); }
+    return best;
+  };
+  const anyK = truth.map((d) => closest(d, 0) < near), lastOnly = truth.map((d) => closest(d, K - 1) < near);
+  assert.ok(anyK.filter(Boolean).length > lastOnly.filter(Boolean).length, 'the span takes in more clips than the last frame alone');
+  truth.slice(0, 50).forEach((_, k) => assert.equal(digitsMinDistance(mm, k, 0, K - 1), closest(truth[k], 0), `clip ${k}`));
+  const S = p.data.size / p.data.pool, n = 6 * S * S;
+  const b = new ClipStream({ ...opts, overlapOversample: 1, overlapFrames: K }).next(new Rng(0));
+  const expect = anyK.map((o, k) => (o ? k : -1)).filter((k) => k >= 0).slice(0, 16);
+  expect.forEach((k, w) => assert.equal(Array.from(b.x0.subarray(w * n, (w + 1) * n)), Array.from(clipWindow(mm, p.data.pool, k, 6)), `window ${w} is clip ${k}`));
+  // span 1 is the last-frame rule, the same stream as before the option
+  assert.equal(Array.from(new ClipStream({ ...opts, overlapOversample: 1, overlapFrames: 1 }).next(new Rng(0)).x0), Array.from(new ClipStream({ ...opts, overlapOversample: 1 }).next(new Rng(0)).x0));
 });
 
 test('overlap oversampling is refused with one digit per clip, and nothing is written', async () => {
@@ -336,7 +358,7 @@ test('--context-level: a warm start from a plain concat model computes exactly t
 test('train-video CLI: recipe flags reach config.json; bad values are one error line and write nothing', () => {
   const out = path.join(dir, 'cli-flags');
   const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--out', out, '--seed', '4',
-    '--context-dropout', '0.25', '--independent-t', '--joint', '0.5', '--context-frames', '4', '--context-jitter', '1.5', '--overlap-oversample', '0.5', '--overlap-near', '12', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
+    '--context-dropout', '0.25', '--independent-t', '--joint', '0.5', '--context-frames', '4', '--context-jitter', '1.5', '--overlap-oversample', '0.5', '--overlap-near', '12', '--overlap-frames', '3', '--prediction', 'x0', '--loss-weighting', 'min-snr', '--snr-gamma', '2', '--check-every', '0'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
   assert.equal(cfg.objective, { prediction: 'x0', weighting: 'min-snr', snrGamma: 2 });
@@ -344,10 +366,10 @@ test('train-video CLI: recipe flags reach config.json; bad values are one error 
   assert.is(cfg.training.independentT, true);
   assert.is(cfg.training.joint, 0.5);
   assert.is(cfg.training.contextJitter, 1.5);
-  assert.equal([cfg.training.overlapOversample, cfg.training.overlapNear], [0.5, 12]);
+  assert.equal([cfg.training.overlapOversample, cfg.training.overlapNear, cfg.training.overlapFrames], [0.5, 12, 3]);
   assert.equal([cfg.model.video.contextFrames, cfg.model.video.frames], [4, 7], '--context-frames keeps the 3 targets of mmnist-tiny');
   assert.not.ok(fs.existsSync(path.join(out, 'context-use.jsonl')), '--check-every 0 logs no check');
-  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/], ['--context-level', 'true', /--context-level needs a concat-conditioned preset/], ['--joint', '1.5', /--joint must be in \[0, 1\]/], ['--overlap-oversample', '2', /--overlap-oversample must be in \[0, 1\]/], ['--overlap-near', '0', /--overlap-near must be > 0/]] as const) {
+  for (const [flag, value, re] of [['--context-dropout', '1', /--context-dropout must be in \[0, 1\)/], ['--snr-gamma', '0', /--snr-gamma must be > 0/], ['--context-jitter', '-1', /--context-jitter must be in/], ['--prediction', 'noise', /prediction/], ['--context-level', 'true', /--context-level needs a concat-conditioned preset/], ['--joint', '1.5', /--joint must be in \[0, 1\]/], ['--overlap-oversample', '2', /--overlap-oversample must be in \[0, 1\]/], ['--overlap-near', '0', /--overlap-near must be > 0/], ['--overlap-frames', '9', /--overlap-frames must be an integer in 1\.\.\d+ \(the context frames\), got 9/]] as const) {
     const bad = path.join(dir, `cli-bad${flag}`);
     const b = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '1', '--workers', '1', '--out', bad, flag, value], { encoding: 'utf8' });
     assert.ok(b.status !== 0, `${flag} ${value} accepted`);
