@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import { initBackend, BackendName } from '../backend.js';
 import { VIDEO_PRESETS, getVideoPreset } from '../video/presets.js';
 import { trainVideo } from '../video/train-video.js';
+import { SELF_CONTEXT_DEFAULTS } from '../video/self-context.js';
 import { DriftlabError } from '../util/errors.js';
 import { TRAIN_DEVICES, TRAIN_ENGINES, TrainDevice, TrainEngineChoice } from '../diffusion/train-engine.js';
 import { nonNegative, positiveInt } from './common.js';
@@ -32,6 +33,12 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('overlap-oversample', { type: 'number', describe: 'probability that a training window is a hard one: the stream skips ahead to the next clip whose two digits overlap at the last context frame (true top-left corners under --overlap-near px), the contexts where rollouts fail most (docs/EXPERIMENTS.md); 0 = every clip in turn' })
     .option('overlap-frames', { type: 'number', describe: 'with --overlap-oversample: a window is hard when its digits overlap at any of its last N context frames (default 1, the last frame only; the context length K takes in the frames after a crossing, where rollouts lose a digit as the two separate)' })
     .option('overlap-near', { type: 'number', describe: 'canvas px under which two digits count as overlapping for --overlap-oversample (default 10; digits are 28 px wide)' })
+    .option('self-context', { type: 'number', describe: 'probability that a training window comes from the model\'s own rollouts (scheduled sampling / DAgger with the simulator as oracle): every --self-context-every steps the EMA weights roll out --self-context-clips fresh clips for --self-context-frames frames; a window\'s context ends with the model\'s own frames, its target is the true continuation; only windows whose generated frames still track (--self-context-max-error) are kept. The pool is saved in the checkpoint folder (self-context.bin) for exact resume. 0 or unset = off' })
+    .option('self-context-every', { type: 'number', describe: `make a new pool of own rollouts every N steps, a multiple of --checkpoint-every (default ${SELF_CONTEXT_DEFAULTS.every})` })
+    .option('self-context-clips', { type: 'number', describe: `clips rolled out per pool (default ${SELF_CONTEXT_DEFAULTS.clips})` })
+    .option('self-context-frames', { type: 'number', describe: `frames generated per pool clip: windows whose context ends 1..N frames into the rollout (default ${SELF_CONTEXT_DEFAULTS.frames})` })
+    .option('self-context-max-error', { type: 'number', describe: `keep a pool window only while every generated frame in its context is within this many canvas px of the true digit positions (default ${SELF_CONTEXT_DEFAULTS.maxError}); past it the true continuation cannot be read from the context` })
+    .option('self-context-steps', { type: 'number', describe: `DDIM steps per generated pool frame (default ${SELF_CONTEXT_DEFAULTS.steps}, as the drift studies sample)` })
     .option('independent-t', { type: 'boolean', describe: 'one noise level per target frame (Diffusion Forcing) instead of one per window' })
     .option('joint', { type: 'number', describe: 'attention models: probability of training a window jointly, its context noised at the targets\' level and counted in the loss (the model then reconstructs its context from the targets, which reconstruction-guidance needs; 0 = never)' })
     .option('prediction', { choices: ['epsilon', 'v', 'x0'], describe: "what the network predicts (default: the preset's)" })
@@ -66,6 +73,14 @@ export const trainVideoCommand: CommandModule<any, any> = {
     if (a.overlapOversample !== undefined) tc.overlapOversample = Number(a.overlapOversample); // checked by trainVideo
     if (a.overlapNear !== undefined) tc.overlapNear = Number(a.overlapNear); // checked by trainVideo
     if (a.overlapFrames !== undefined) tc.overlapFrames = Number(a.overlapFrames); // checked by trainVideo
+    const sc = ['selfContextEvery', 'selfContextClips', 'selfContextFrames', 'selfContextMaxError', 'selfContextSteps'].filter((k) => a[k] !== undefined);
+    if (sc.length && a.selfContext === undefined) throw new DriftlabError(`--${sc[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --self-context P`);
+    if (a.selfContext !== undefined) {
+      tc.selfContext = { // checked by trainVideo
+        p: Number(a.selfContext), every: Number(a.selfContextEvery ?? SELF_CONTEXT_DEFAULTS.every), clips: Number(a.selfContextClips ?? SELF_CONTEXT_DEFAULTS.clips),
+        frames: Number(a.selfContextFrames ?? SELF_CONTEXT_DEFAULTS.frames), maxError: Number(a.selfContextMaxError ?? SELF_CONTEXT_DEFAULTS.maxError), steps: Number(a.selfContextSteps ?? SELF_CONTEXT_DEFAULTS.steps),
+      };
+    }
     if (a.prediction !== undefined) p.objective.prediction = a.prediction;
     if (a.lossWeighting !== undefined) p.objective.weighting = a.lossWeighting;
     if (a.snrGamma !== undefined) {

@@ -74,6 +74,12 @@ export interface RunOptions extends RunCommon {
   initFrom?: Map<string, Float32Array>;
   /** a cheap measurement of the EMA weights every `every` steps, appended to `file` in the checkpoint folder */
   check?: TrainCheck;
+  /**
+   * data that depends on the weights (the video stream's pool of the model's own rollouts):
+   * called with the EMA weights before the first step (or the resumed one) and after every
+   * checkpoint at a multiple of `every`, before the next step; returns a line for humans or null
+   */
+  refresh?: { every: number; run(ema: Float32Array, step: number): Promise<string | null> };
 }
 
 /** What a run measures while it trains (the video model's context use): one JSON line per check. */
@@ -171,7 +177,12 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     throw e;
   }
   let stoppedEarly = false;
+  const refresh = async () => {
+    const line = await o.refresh!.run(engine.state().ema, step);
+    if (line && !o.quiet) process.stderr.write(`\n${o.label}: ${line}\n`);
+  };
   try {
+    if (o.refresh && step < o.total) await refresh();
     while (step < o.total) {
       const t0 = performance.now();
       const batch = o.stream.next(rng);
@@ -187,6 +198,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       progress?.tick(1, { loss: loss.toFixed(4), 'img/s': (o.itemsPerStep / dt).toFixed(1) });
       o.onStep?.(step, loss);
       if (step % h.checkpointEvery === 0 || step === o.total) await save();
+      if (o.refresh && step % o.refresh.every === 0 && step < o.total && Date.now() <= deadline) await refresh();
       if (o.check && step % o.check.every === 0) {
         const c = await o.check.run(engine.state().ema, step);
         fs.appendFileSync(path.join(out, o.check.file), JSON.stringify({ step, ...c.record }) + '\n');

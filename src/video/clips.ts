@@ -117,6 +117,12 @@ export interface ClipStreamOptions {
    * crossing, where the model has to tell the strokes apart again)
    */
   overlapFrames?: number;
+  /**
+   * training on the model's own rollouts (self-context.ts): with probability p a window comes
+   * from the pool (its context ends with the model's own frames, its targets are the truth)
+   * instead of a fresh clip; an empty pool gives fresh clips
+   */
+  selfContext?: { p: number; pool: { draw(rng: Rng): Float32Array | null } };
 }
 
 export class ClipStream implements BatchStream {
@@ -134,19 +140,13 @@ export class ClipStream implements BatchStream {
     const t = new Int32Array(B * F);
     const w = new Float32Array(B * F);
     const drop = this.o.contextDropout ?? 0;
-    const sigma = this.o.contextJitter ?? 0;
     const jointP = this.o.joint ?? 0;
-    const hardP = this.o.overlapOversample ?? 0, near = this.o.overlapNear ?? 10, span = this.o.overlapFrames ?? 1;
+    const selfP = this.o.selfContext?.p ?? 0;
     for (let b = 0; b < B; b++) {
       // draws only when the option is on, so older recipes replay the very same stream
-      let k = this.nextClip++;
-      if (hardP > 0 && rng.uniform() < hardP) {
-        for (let tries = 1; digitsMinDistance(this.mm, k, K - span, K - 1) >= near; tries++, k = this.nextClip++) {
-          if (tries >= OVERLAP_SEARCH_LIMIT) throw new DriftlabError(`--overlap-oversample: no clip among ${OVERLAP_SEARCH_LIMIT} in a row has its digits under ${near} px apart at ${span === 1 ? 'the last context frame' : `any of the last ${span} context frames`}; raise --overlap-near or change the data`);
-        }
-      }
-      // the jitter draws from the training rng only when on, so older recipes replay the very same stream
-      x0.set(clipWindow(this.mm, this.o.data.pool, k, F, 0, sigma > 0 ? { sigma, frames: K, rng } : undefined), b * F * S * S);
+      const own = selfP > 0 && rng.uniform() < selfP ? this.o.selfContext!.pool.draw(rng) : null;
+      if (own) x0.set(own, b * F * S * S);
+      else this.freshWindow(x0, b, rng);
       const tTarget = rng.int(T);
       const tContext = maxContextT > 0 ? rng.int(maxContextT + 1) : 0;
       // draws only when the option is on, so older recipes replay the very same stream
@@ -161,6 +161,23 @@ export class ClipStream implements BatchStream {
     }
     const eps = rng.normals(B * F * S * S);
     return { x0, eps, t, weights: normaliseWeights(w), frames: F };
+  }
+
+  /** Window b of the batch from the next clip (or the next hard one), as without self-context. */
+  private freshWindow(x0: Float32Array, b: number, rng: Rng): void {
+    const { frames: F, contextFrames: K } = this.o;
+    const S = this.o.data.size / this.o.data.pool;
+    const sigma = this.o.contextJitter ?? 0;
+    const hardP = this.o.overlapOversample ?? 0, near = this.o.overlapNear ?? 10, span = this.o.overlapFrames ?? 1;
+    let k = this.nextClip++;
+    // draws only when the option is on, so older recipes replay the very same stream
+    if (hardP > 0 && rng.uniform() < hardP) {
+      for (let tries = 1; digitsMinDistance(this.mm, k, K - span, K - 1) >= near; tries++, k = this.nextClip++) {
+        if (tries >= OVERLAP_SEARCH_LIMIT) throw new DriftlabError(`--overlap-oversample: no clip among ${OVERLAP_SEARCH_LIMIT} in a row has its digits under ${near} px apart at ${span === 1 ? 'the last context frame' : `any of the last ${span} context frames`}; raise --overlap-near or change the data`);
+      }
+    }
+    // the jitter draws from the training rng only when on, so older recipes replay the very same stream
+    x0.set(clipWindow(this.mm, this.o.data.pool, k, F, 0, sigma > 0 ? { sigma, frames: K, rng } : undefined), b * F * S * S);
   }
 
   state() { return { kind: 'moving-mnist-clips', nextClip: this.nextClip }; }

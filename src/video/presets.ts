@@ -10,6 +10,7 @@
  *   mmnist-small-attn  the first recipe (4 context + 4 targets through temporal attention,
  *                 epsilon prediction), kept for comparison: it learned to ignore its context.
  */
+import type { SelfContextConfig } from './self-context.js';
 import { DriftlabError } from '../util/errors.js';
 import type { Hyper } from '../diffusion/trainer.js';
 import { UNetConfig } from '../diffusion/config.js';
@@ -38,6 +39,8 @@ export interface VideoTrainConfig extends Hyper {
   overlapNear?: number;
   /** a hard window's digits overlap at any of its last overlapFrames context frames (default 1) */
   overlapFrames?: number;
+  /** training on the model's own rollouts (self-context.ts); unset = off */
+  selfContext?: SelfContextConfig;
 }
 
 export interface VideoPreset {

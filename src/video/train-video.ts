@@ -17,6 +17,7 @@ import { contextUse } from '../eval/context-use.js';
 import { DriftlabError } from '../util/errors.js';
 import { ClipStream, modelFrameSize } from './clips.js';
 import { VideoPreset } from './presets.js';
+import { SelfContextPool, validateSelfContext } from './self-context.js';
 import { widenParams, widthFactor } from './widen.js';
 
 export interface TrainVideoOptions extends RunCommon {
@@ -58,6 +59,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   if (tc.joint && v.conditioning === 'concat') throw new DriftlabError('--joint needs an attention-conditioned preset (a concat model takes its context as input channels and never outputs it), for example mmnist-small-attn');
   if (v.contextLevel && v.conditioning !== 'concat') throw new DriftlabError('--context-level needs a concat-conditioned preset (attention models take one timestep per frame already)');
   if (v.contextLevel && !(tc.maxContextT > 0)) throw new DriftlabError('--context-level needs --context-noise N > 0: the level it tells the network is the context noise');
+  if (tc.selfContext) validateSelfContext(tc.selfContext, tc.checkpointEvery);
   if (modelFrameSize(p.data) !== p.model.sampleSize) {
     throw new DriftlabError(`data frames are ${modelFrameSize(p.data)}px (canvas ${p.data.size} / pool ${p.data.pool}) but the model takes ${p.model.sampleSize}px`);
   }
@@ -79,16 +81,21 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
     format: CHECKPOINT_FORMAT, model: p.model, schedule: p.schedule, objective: p.objective,
     training: { preset: p.name, data: p.data, initImage: o.initImage ? checkpointRef(o.initImage) : null, ...(o.initVideo ? { initVideo: { ...checkpointRef(o.initVideo), ...(widenedFrom ? { widenedFrom } : {}) } } : {}), ...tc },
   };
+  const pool = tc.selfContext && tc.selfContext.p > 0
+    ? new SelfContextPool(tc.selfContext, { model: p.model, schedule: makeSchedule(p.schedule), prediction: p.objective.prediction, data: p.data, seed: tc.seed })
+    : null;
   const stream = new ClipStream({
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
     maxContextT: tc.maxContextT, T: p.schedule.timesteps, contextDropout: tc.contextDropout, independentT: tc.independentT, contextJitter: tc.contextJitter,
     joint: tc.joint, overlapOversample: tc.overlapOversample, overlapNear: tc.overlapNear, overlapFrames: tc.overlapFrames,
+    ...(pool ? { selfContext: { p: tc.selfContext!.p, pool } } : {}),
   });
   return runTraining({
     label: `train-video ${p.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize * v.frames, total: tc.steps,
     out: o.out, resume: o.resume, overwrite: o.overwrite, workers: o.workers, backend: o.backend, minutes: o.minutes,
     engine: o.engine, threads: o.threads, device: o.device,
     quiet: o.quiet, onStep: o.onStep, initFrom, check: contextCheck(p, o.checkEvery ?? tc.checkpointEvery),
+    ...(pool ? { refresh: { every: tc.selfContext!.every, run: (ema: Float32Array, step: number) => pool.ensure(ema, step, o.out) } } : {}),
   });
 }
 
