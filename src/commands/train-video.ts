@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import { initBackend, BackendName } from '../backend.js';
 import { VIDEO_PRESETS, getVideoPreset } from '../video/presets.js';
 import { trainVideo } from '../video/train-video.js';
-import { SELF_CONTEXT_DEFAULTS } from '../video/self-context.js';
+import { SELF_CONTEXT_DEFAULTS, SELF_CONTEXT_TARGETS } from '../video/self-context.js';
 import { DriftlabError } from '../util/errors.js';
 import { TRAIN_DEVICES, TRAIN_ENGINES, TrainDevice, TrainEngineChoice } from '../diffusion/train-engine.js';
 import { nonNegative, positiveInt } from './common.js';
@@ -39,6 +39,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('self-context-frames', { type: 'number', describe: `frames generated per pool clip: windows whose context ends 1..N frames into the rollout (default ${SELF_CONTEXT_DEFAULTS.frames})` })
     .option('self-context-max-error', { type: 'number', describe: `keep a pool window only while every generated frame in its context is within this many canvas px of the true digit positions (default ${SELF_CONTEXT_DEFAULTS.maxError}); past it the true continuation cannot be read from the context` })
     .option('self-context-steps', { type: 'number', describe: `DDIM steps per generated pool frame (default ${SELF_CONTEXT_DEFAULTS.steps}, as the drift studies sample)` })
+    .option('self-context-target', { choices: SELF_CONTEXT_TARGETS, describe: "what a pool window's target is: shifted, the simulator's continuation with every digit displaced by the position error of the context's last own frame (the expert move from the state the context shows: repair the frames, keep the motion; default), or truth, the simulator's own continuation (measured to teach a hedge, docs/EXPERIMENTS.md)" })
     .option('independent-t', { type: 'boolean', describe: 'one noise level per target frame (Diffusion Forcing) instead of one per window' })
     .option('joint', { type: 'number', describe: 'attention models: probability of training a window jointly, its context noised at the targets\' level and counted in the loss (the model then reconstructs its context from the targets, which reconstruction-guidance needs; 0 = never)' })
     .option('prediction', { choices: ['epsilon', 'v', 'x0'], describe: "what the network predicts (default: the preset's)" })
@@ -73,12 +74,13 @@ export const trainVideoCommand: CommandModule<any, any> = {
     if (a.overlapOversample !== undefined) tc.overlapOversample = Number(a.overlapOversample); // checked by trainVideo
     if (a.overlapNear !== undefined) tc.overlapNear = Number(a.overlapNear); // checked by trainVideo
     if (a.overlapFrames !== undefined) tc.overlapFrames = Number(a.overlapFrames); // checked by trainVideo
-    const sc = ['selfContextEvery', 'selfContextClips', 'selfContextFrames', 'selfContextMaxError', 'selfContextSteps'].filter((k) => a[k] !== undefined);
+    const sc = ['selfContextEvery', 'selfContextClips', 'selfContextFrames', 'selfContextMaxError', 'selfContextSteps', 'selfContextTarget'].filter((k) => a[k] !== undefined);
     if (sc.length && a.selfContext === undefined) throw new DriftlabError(`--${sc[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --self-context P`);
     if (a.selfContext !== undefined) {
       tc.selfContext = { // checked by trainVideo
         p: Number(a.selfContext), every: Number(a.selfContextEvery ?? SELF_CONTEXT_DEFAULTS.every), clips: Number(a.selfContextClips ?? SELF_CONTEXT_DEFAULTS.clips),
         frames: Number(a.selfContextFrames ?? SELF_CONTEXT_DEFAULTS.frames), maxError: Number(a.selfContextMaxError ?? SELF_CONTEXT_DEFAULTS.maxError), steps: Number(a.selfContextSteps ?? SELF_CONTEXT_DEFAULTS.steps),
+        target: a.selfContextTarget ?? SELF_CONTEXT_DEFAULTS.target,
       };
     }
     if (a.prediction !== undefined) p.objective.prediction = a.prediction;

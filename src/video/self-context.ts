@@ -13,12 +13,19 @@
  * them), starting from each clip's K true frames. The window at offset j (1..frames) of a clip is
  *
  *   context = the last K frames of [true frames 0..K-1, generated frames 1..j]
- *   targets = the simulator's frames K+j .. K+j+N-1
+ *   targets = frames K+j .. K+j+N-1 of the clip: with target 'truth' the simulator's frames; with
+ *             'shifted' (the default) the simulator's frames with every digit d drawn displaced by
+ *             e_d = (where generated frame j shows digit d) - (where digit d is at that frame),
+ *             positions recovered by trajectory.ts
  *
- * so its context ends with min(j, K) generated frames. A window is kept only while the model
- * still tracks: every generated frame in its context has a trajectory error (digit positions
- * recovered by trajectory.ts against the simulator's) of at most `maxError` canvas px. Past that
- * the true continuation cannot be read from the context and the target would teach a blur.
+ * so its context ends with min(j, K) generated frames. 'truth' asks the model to jump back onto
+ * the true trajectory, which its context does not show: measured, that teaches a hedge between
+ * the places the digits might be (docs/EXPERIMENTS.md, self-context). 'shifted' is the expert
+ * move from the state the context shows (the simulator's motion, bounces included, continued
+ * from where the model put the digits): it teaches the model to repair its own frames (blur,
+ * strokes merged after a crossing) and to keep the motion, never to guess. A window is kept only
+ * while the model still tracks: every generated frame in its context has a trajectory error of
+ * at most `maxError` canvas px; past that the positions recovered from it mean little.
  * A training window comes from the pool with probability p (uniformly among the kept windows),
  * otherwise it is a fresh clip as without the option.
  *
@@ -61,12 +68,20 @@ export interface SelfContextConfig {
   maxError: number;
   /** DDIM steps per generated frame */
   steps: number;
+  /**
+   * the targets: 'truth', the simulator's own continuation; or 'shifted', that continuation with
+   * every digit displaced by the position error of the context's last generated frame (where that
+   * frame shows it minus where it is), i.e. what the simulator would draw next from the state the
+   * context shows (default)
+   */
+  target: 'truth' | 'shifted';
 }
 
-export const SELF_CONTEXT_DEFAULTS: Omit<SelfContextConfig, 'p'> = { every: 400, clips: 256, frames: 12, maxError: 6, steps: 10 };
+export const SELF_CONTEXT_DEFAULTS: Omit<SelfContextConfig, 'p'> = { every: 400, clips: 256, frames: 12, maxError: 6, steps: 10, target: 'shifted' };
+export const SELF_CONTEXT_TARGETS = ['truth', 'shifted'] as const;
 
 export const SELF_CONTEXT_FILE = 'self-context.bin';
-const MAGIC = 'driftlab-self-context-1';
+const MAGIC = 'driftlab-self-context-2';
 /** clip indices of the pools start here, beyond the main stream */
 export const POOL_CLIP_BASE = 1_000_000_000;
 /** clips rolled out together */
@@ -81,7 +96,10 @@ export function validateSelfContext(c: SelfContextConfig, checkpointEvery: numbe
   if (!(Number.isInteger(c.frames) && c.frames >= 1 && c.frames <= 1000)) throw new DriftlabError(`--self-context-frames must be an integer in 1..1000, got ${c.frames}`);
   if (!(c.maxError >= 0)) throw new DriftlabError(`--self-context-max-error must be >= 0 canvas px, got ${c.maxError}`);
   if (!(Number.isInteger(c.steps) && c.steps >= 1 && c.steps <= 1000)) throw new DriftlabError(`--self-context-steps must be an integer in 1..1000, got ${c.steps}`);
+  if (!SELF_CONTEXT_TARGETS.includes(c.target)) throw new DriftlabError(`--self-context-target must be one of ${SELF_CONTEXT_TARGETS.join(', ')}, got ${c.target}`);
 }
+
+const bytesOf = (a: Float64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** What the pool needs to know of the run. */
 export interface PoolModel {
@@ -109,6 +127,8 @@ export class SelfContextPool {
   private windows: Int32Array = new Int32Array(0);
   private truth: Uint8Array = new Uint8Array(0);
   private gen: Uint8Array = new Uint8Array(0);
+  /** 'shifted' targets: [clip, offset 1..L, target n] frames */
+  private tgt: Uint8Array = new Uint8Array(0);
   stats: PoolStats | null = null;
   /** set when the pool's rollouts could not run on onnx (the fallback warning) */
   engineLine: string | null = null;
@@ -148,7 +168,9 @@ export class SelfContextPool {
     const out = new Float32Array((K + N) * fr);
     for (let f = 0; f < K + N; f++) {
       const pos = j + f;
-      const src = f < K && pos >= K ? this.gen.subarray((c * L + pos - K) * fr, (c * L + pos - K + 1) * fr) : this.truth.subarray((c * T + pos) * fr, (c * T + pos + 1) * fr);
+      const src = f < K && pos >= K ? this.gen.subarray((c * L + pos - K) * fr, (c * L + pos - K + 1) * fr)
+        : f >= K && this.cfg.target === 'shifted' ? this.tgt.subarray(((c * L + j - 1) * N + f - K) * fr, ((c * L + j - 1) * N + f - K + 1) * fr)
+          : this.truth.subarray((c * T + pos) * fr, (c * T + pos + 1) * fr);
       out.set(fromU8(src), f * fr);
     }
     return out;
@@ -220,15 +242,36 @@ export class SelfContextPool {
     } finally {
       model.dispose();
     }
-    // which windows still track
+    // which windows still track, and where the generated frames put the digits
     const errors = new Float64Array(M * L);
+    const D = data.digits;
+    const rec = new Float64Array(M * L * D * 2);
     for (let c = 0; c < M; c++) {
       const matcher = new TrajectoryMatcher(S, S0, data.pool, templates[c]);
       const groups = templateGroups(templates[c]);
-      for (let i = 0; i < L; i++) errors[c * L + i] = trajectoryError(matcher.recover(gen.subarray((c * L + i) * fr, (c * L + i + 1) * fr)), positions[c][K + i], groups);
+      for (let i = 0; i < L; i++) {
+        const r = matcher.recover(gen.subarray((c * L + i) * fr, (c * L + i + 1) * fr));
+        errors[c * L + i] = trajectoryError(r, positions[c][K + i], groups);
+        r.forEach(([x, y], d) => { rec[((c * L + i) * D + d) * 2] = x; rec[((c * L + i) * D + d) * 2 + 1] = y; });
+      }
     }
     this.truth = truth;
     this.gen = gen;
+    this.rec = rec;
+    if (this.cfg.target === 'shifted') {
+      // replay each clip, drawing the targets of window j with the digits displaced by generated frame j's error
+      const tgt = new Uint8Array(M * L * N * fr);
+      const offsets = new Float64Array(2 * D);
+      for (let c = 0; c < M; c++) for (let j = 1; j <= L; j++) {
+        for (let d = 0; d < D; d++) for (let a = 0; a < 2; a++) offsets[2 * d + a] = rec[((c * L + j - 1) * D + d) * 2 + a] - positions[c][K + j - 1][d][a];
+        const clip = mm.clip(first + c, false);
+        for (let t = 0; t < K + j + N; t++) {
+          clip.next(raw, t >= K + j ? offsets : undefined);
+          if (t >= K + j) { poolFrame(raw, S0, data.pool, pooled); tgt.set(toU8(pooled), ((c * L + j - 1) * N + t - K - j) * fr); }
+        }
+      }
+      this.tgt = tgt;
+    }
     this.setWindows(errors, step, (performance.now() - t0) / 1000);
   }
 
@@ -247,18 +290,24 @@ export class SelfContextPool {
   }
 
   private errors: Float64Array = new Float64Array(0);
+  /** [clip, generated frame, digit, x|y]: the positions recovered from the generated frames (canvas px) */
+  private rec: Float64Array = new Float64Array(0);
+
+  /** Where generated frame i (0-based) of pool clip c shows each digit (recovered top-left corners, canvas px). */
+  recovered(c: number, i: number): [number, number][] {
+    const D = this.m.data.digits, L = this.cfg.frames;
+    return Array.from({ length: D }, (_, d) => [this.rec[((c * L + i) * D + d) * 2], this.rec[((c * L + i) * D + d) * 2 + 1]] as [number, number]);
+  }
 
   /** header JSON (its length as 4 bytes LE first), then truth, generated frames and errors */
   serialize(): Uint8Array {
     const s = this.stats!;
     const head = Buffer.from(JSON.stringify({ format: MAGIC, step: s.step, seconds: s.seconds, cfg: this.cfg, K: this.K, N: this.N, fr: this.fr }), 'utf8');
-    const err = new Uint8Array(this.errors.buffer, this.errors.byteOffset, this.errors.byteLength);
-    const out = new Uint8Array(4 + head.length + this.truth.length + this.gen.length + err.length);
+    const parts = [head, this.truth, this.gen, bytesOf(this.errors), bytesOf(this.rec), this.tgt];
+    const out = new Uint8Array(4 + parts.reduce((a, p) => a + p.length, 0));
     new DataView(out.buffer).setUint32(0, head.length, true);
-    out.set(head, 4);
-    out.set(this.truth, 4 + head.length);
-    out.set(this.gen, 4 + head.length + this.truth.length);
-    out.set(err, 4 + head.length + this.truth.length + this.gen.length);
+    let at = 4;
+    for (const p of parts) { out.set(p, at); at += p.length; }
     return out;
   }
 
@@ -273,14 +322,17 @@ export class SelfContextPool {
     } catch {
       return false;
     }
-    const { clips: M, frames: L } = this.cfg;
-    const tl = M * this.T * this.fr, gl = M * L * this.fr;
+    const { clips: M, frames: L } = this.cfg, D = this.m.data.digits;
+    const sizes = [M * this.T * this.fr, M * L * this.fr, 8 * M * L, 8 * M * L * D * 2, this.cfg.target === 'shifted' ? M * L * this.N * this.fr : 0];
     const sameCfg = head.format === MAGIC && JSON.stringify(head.cfg) === JSON.stringify(this.cfg) && head.K === this.K && head.N === this.N && head.fr === this.fr;
-    if (!sameCfg || head.step !== step || buf.length !== 4 + n + tl + gl + 8 * M * L) return false;
-    this.truth = new Uint8Array(buf.subarray(4 + n, 4 + n + tl));
-    this.gen = new Uint8Array(buf.subarray(4 + n + tl, 4 + n + tl + gl));
-    const errors = new Float64Array(M * L);
-    new Uint8Array(errors.buffer).set(buf.subarray(4 + n + tl + gl));
+    if (!sameCfg || head.step !== step || buf.length !== 4 + n + sizes.reduce((a, b) => a + b, 0)) return false;
+    let at = 4 + n;
+    const take = (len: number) => { const u = new Uint8Array(buf.subarray(at, at + len)); at += len; return u; };
+    this.truth = take(sizes[0]);
+    this.gen = take(sizes[1]);
+    const errors = new Float64Array(take(sizes[2]).buffer);
+    this.rec = new Float64Array(take(sizes[3]).buffer);
+    this.tgt = take(sizes[4]);
     this.setWindows(errors, step, head.seconds);
     return true;
   }

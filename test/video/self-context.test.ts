@@ -8,7 +8,7 @@ import { ensureWasm } from '../helpers/backend.js';
 import { tempDir } from '../helpers/common.js';
 import { getVideoPreset } from '../../src/video/presets.js';
 import { trainVideo } from '../../src/video/train-video.js';
-import { ClipStream, clipWindow } from '../../src/video/clips.js';
+import { ClipStream, clipWindow, poolFrame } from '../../src/video/clips.js';
 import { POOL_CLIP_BASE, SELF_CONTEXT_FILE, SelfContextConfig, SelfContextPool } from '../../src/video/self-context.js';
 import { quantize8 } from '../../src/video/frames8.js';
 import { makeSchedule } from '../../src/diffusion/schedule.js';
@@ -25,7 +25,7 @@ import { Rng } from '../../src/util/rng.js';
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli.js');
 const dir = tempDir('driftlab-self-context-');
 const tiny = (steps: number) => { const p = getVideoPreset('mmnist-tiny'); p.train.steps = steps; p.train.seed = 2; return p; };
-const cfg = (o: Partial<SelfContextConfig> = {}): SelfContextConfig => ({ p: 0.5, every: 15, clips: 3, frames: 4, maxError: 1e9, steps: 2, ...o });
+const cfg = (o: Partial<SelfContextConfig> = {}): SelfContextConfig => ({ p: 0.5, every: 15, clips: 3, frames: 4, maxError: 1e9, steps: 2, target: 'shifted', ...o });
 
 function poolFor(c: SelfContextConfig) {
   const p = tiny(1);
@@ -35,9 +35,9 @@ function poolFor(c: SelfContextConfig) {
   return { p, pool, weights };
 }
 
-test('self-context windows: the context slides from the true frames into the model\'s own, the targets are the simulator\'s continuation', async () => {
+test('self-context windows: the context slides from the true frames into the model\'s own; --self-context-target truth: the targets are the simulator\'s continuation', async () => {
   await ensureWasm();
-  const c = cfg();
+  const c = cfg({ target: 'truth' });
   const { p, pool, weights } = poolFor(c);
   await pool.make(weights, 30, 1);
   const v = p.model.video!, K = v.contextFrames, F = v.frames, S = p.model.sampleSize, fr = S * S;
@@ -77,6 +77,44 @@ test('self-context windows: the context slides from the true frames into the mod
     const e = trajectoryError(m.recover(g), clip.truth.map((d) => d.positions[K + i]), templateGroups(templates));
     assert.ok(Math.abs(e - pool.error(1, i)) < 1e-9, `error of frame ${i}: ${e} vs ${pool.error(1, i)}`);
   }
+});
+
+test('self-context shifted targets: the simulator\'s continuation with every digit displaced by the last own frame\'s position error', async () => {
+  await ensureWasm();
+  const c = cfg({ clips: 2, frames: 3 });
+  const { p, pool, weights } = poolFor(c);
+  await pool.make(weights, 0, 1);
+  const v = p.model.video!, K = v.contextFrames, N = v.frames - K, fr = p.model.sampleSize ** 2;
+  const mm = new MovingMnist(p.data, 7);
+  const raw = new Uint8Array(p.data.size ** 2), pooled = new Float32Array(fr);
+  let moved = 0;
+  for (let ci = 0; ci < c.clips; ci++) {
+    const probe = mm.clip(POOL_CLIP_BASE + ci, true);
+    for (let t = 0; t < K + c.frames + N; t++) probe.next(raw);
+    for (let j = 1; j <= c.frames; j++) {
+      const rec = pool.recovered(ci, j - 1);
+      const off = rec.flatMap(([x, y], d) => [x - probe.truth[d].positions[K + j - 1][0], y - probe.truth[d].positions[K + j - 1][1]]);
+      moved += off.some((o) => Math.abs(o) > 1) ? 1 : 0;
+      const clip = mm.clip(POOL_CLIP_BASE + ci, false);
+      const w = pool.window(ci, j);
+      for (let t = 0; t < K + j + N; t++) {
+        clip.next(raw, t >= K + j ? off : undefined);
+        if (t < K + j) continue;
+        const f = t - j; // the window's frame index of clip frame t
+        // the simulator's draw at the displaced positions: digit d at round(clamp(truth + offset))
+        const want = new Uint8Array(p.data.size ** 2);
+        probe.truth.forEach((d, di) => {
+          const x = Math.round(Math.min(36, Math.max(0, d.positions[t][0] + off[2 * di]))), y = Math.round(Math.min(36, Math.max(0, d.positions[t][1] + off[2 * di + 1])));
+          const src = loadBundledMnist().images;
+          for (let r = 0; r < 28; r++) for (let q = 0; q < 28; q++) want[(y + r) * 64 + x + q] = Math.max(want[(y + r) * 64 + x + q], src[d.index * 784 + r * 28 + q]);
+        });
+        assert.equal(Array.from(raw), Array.from(want), `clip ${ci} window ${j} target frame ${t}`);
+        poolFrame(raw, p.data.size, p.data.pool, pooled);
+        assert.equal(Array.from(w.subarray(f * fr, (f + 1) * fr)), Array.from(quantize8(pooled)), `clip ${ci} window ${j} target ${f}`);
+      }
+    }
+  }
+  assert.ok(moved > 0, 'an untrained model puts the digits elsewhere: some targets are displaced');
 });
 
 test('self-context filter: a window is kept exactly when every generated frame of its context is within maxError', async () => {
@@ -148,6 +186,7 @@ test('--self-context: bad values give one clear line and write nothing', () => {
     [['--self-context', '0.5', '--self-context-every', '30', '--self-context-frames', '2.5'], /--self-context-frames must be an integer/],
     [['--self-context', '0.5', '--self-context-every', '30', '--self-context-max-error', '-1'], /--self-context-max-error must be >= 0/],
     [['--self-context-clips', '8'], /--self-context-clips needs --self-context P/],
+    [['--self-context', '0.5', '--self-context-target', 'blur'], /self-context-target/],
   ] as const) {
     const out = path.join(dir, 'bad');
     const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '1', '--workers', '1', '--out', out, ...args], { encoding: 'utf8' });
@@ -157,9 +196,9 @@ test('--self-context: bad values give one clear line and write nothing', () => {
     assert.not.ok(fs.existsSync(out), `${args.join(' ')}: nothing written`);
   }
   const ok = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '2', '--workers', '1', '--check-every', '0', '--out', path.join(dir, 'cli'),
-    '--self-context', '0.5', '--self-context-every', '30', '--self-context-clips', '2', '--self-context-frames', '3', '--self-context-max-error', '100', '--self-context-steps', '2'], { encoding: 'utf8' });
+    '--self-context', '0.5', '--self-context-every', '30', '--self-context-clips', '2', '--self-context-frames', '3', '--self-context-max-error', '100', '--self-context-steps', '2', '--self-context-target', 'truth'], { encoding: 'utf8' });
   assert.is(ok.status, 0, ok.stderr);
-  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'cli', 'config.json'), 'utf8')).training.selfContext, { p: 0.5, every: 30, clips: 2, frames: 3, maxError: 100, steps: 2 });
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'cli', 'config.json'), 'utf8')).training.selfContext, { p: 0.5, every: 30, clips: 2, frames: 3, maxError: 100, steps: 2, target: 'truth' });
   assert.match(ok.stderr, /self-context pool at step 0: 2 clips x 3 own frames/);
 });
 
