@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import * as os from 'node:os';
 import { initBackend, BackendName } from '../backend.js';
 import { VIDEO_PRESETS, getVideoPreset } from '../video/presets.js';
-import { trainVideo } from '../video/train-video.js';
+import { ROLLOUT_CHECK_EVERY, trainVideo } from '../video/train-video.js';
 import { SELF_CONTEXT_DEFAULTS, SELF_CONTEXT_TARGETS } from '../video/self-context.js';
 import { DriftlabError } from '../util/errors.js';
 import { TRAIN_DEVICES, TRAIN_ENGINES, TrainDevice, TrainEngineChoice } from '../diffusion/train-engine.js';
@@ -46,6 +46,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('loss-weighting', { choices: ['uniform', 'min-snr'], describe: "per-timestep loss weight (default: the preset's)" })
     .option('snr-gamma', { type: 'number', describe: 'gamma of min-SNR weighting' })
     .option('check-every', { type: 'number', describe: 'log the context-use check to context-use.jsonl every N steps (default: every checkpoint; 0 = never)' })
+    .option('rollout-check-every', { type: 'number', describe: `log the rollout check to rollout-check.jsonl every N steps: the EMA weights roll out 16 held-out clips (test digits, the same at every check) for 20 frames, DDIM 10, and the mean trajectory error per frame and the tracking horizon (mean > 8 px) are printed, so a run whose rollouts drift is seen while it trains (about 25 s on 2 cores; default every ${ROLLOUT_CHECK_EVERY} steps; 0 = never)` })
     .option('stochastic', { type: 'boolean', describe: 'train on SMMNIST (random direction at each bounce)' })
     .option('checkpoint-every', { type: 'number' })
     .option('engine', { choices: TRAIN_ENGINES, default: 'auto', describe: 'what runs a training step: onnx (forward, backward and AdamW as onnxruntime graphs; sessions: --workers), tfjs, or auto (onnx where onnxruntime-node loads)' })
@@ -102,6 +103,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
       p.model.blockOutChannels = ch;
     }
     const checkEvery = a.checkEvery === undefined ? undefined : Math.floor(nonNegative('check-every', a.checkEvery));
+    const rolloutCheckEvery = a.rolloutCheckEvery === undefined ? undefined : Math.floor(nonNegative('rollout-check-every', a.rolloutCheckEvery));
     if (a.minutes !== undefined && !(a.minutes > 0)) throw new DriftlabError(`--minutes must be > 0, got ${a.minutes}`);
     tc.seed = a.seed;
     const workers = positiveInt('workers', a.workers);
@@ -109,7 +111,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     await initBackend(a.backend as BackendName);
     const v = p.model.video!;
     process.stderr.write(`driftlab: training ${p.name}: ${p.model.sampleSize}x${p.model.sampleSize} frames, windows of ${v.frames} (${v.contextFrames} context), ${tc.batchSize} clips/step\n`);
-    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage, initVideo: a.initVideo, checkEvery,
+    const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage, initVideo: a.initVideo, checkEvery, rolloutCheckEvery,
       engine: a.engine as TrainEngineChoice, device: a.device as TrainDevice, threads,
     });
     process.stdout.write(`trained to step ${r.steps} in ${r.seconds.toFixed(0)} s; last loss ${r.lastLoss.toFixed(4)}${r.stoppedEarly ? ' (time limit reached; --resume continues)' : ''}\ncheckpoint: ${a.out}\n`);

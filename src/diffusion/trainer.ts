@@ -72,8 +72,8 @@ export interface RunOptions extends RunCommon {
   itemsPerStep: number;
   /** starting weights by name for a fresh run (the rest keep their initialisation) */
   initFrom?: Map<string, Float32Array>;
-  /** a cheap measurement of the EMA weights every `every` steps, appended to `file` in the checkpoint folder */
-  check?: TrainCheck;
+  /** cheap measurements of the EMA weights, each every `every` steps, appended to its `file` in the checkpoint folder */
+  check?: TrainCheck | TrainCheck[];
   /**
    * data that depends on the weights (the video stream's pool of the model's own rollouts):
    * called with the EMA weights before the first step (or the resumed one) and after every
@@ -120,6 +120,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   if (h.lrDecayFrom !== undefined && !(Number.isInteger(h.lrDecayFrom) && h.lrDecayFrom >= 0 && h.lrDecayFrom < o.total)) {
     throw new DriftlabError(`--lr-decay-from must be a step in 0..${o.total - 1} (the run has ${o.total} steps), got ${h.lrDecayFrom}`);
   }
+  const checks = o.check === undefined ? [] : Array.isArray(o.check) ? o.check : [o.check];
   const hasCkpt = checkpointExists(out);
   if (hasCkpt && !o.resume && !o.overwrite) {
     throw new DriftlabError(`${out} already holds a checkpoint; pass --resume to continue it or --overwrite to start over`);
@@ -146,11 +147,11 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     rng.setState(st.rng);
     o.stream.setState(st.data);
     truncateLog(logPath, step);
-    if (o.check) truncateLog(path.join(out, o.check.file), step);
+    for (const c of checks) truncateLog(path.join(out, c.file), step);
   } else {
     fs.mkdirSync(out, { recursive: true });
     if (fs.existsSync(logPath)) fs.rmSync(logPath);
-    if (o.check) fs.rmSync(path.join(out, o.check.file), { force: true });
+    for (const c of checks) fs.rmSync(path.join(out, c.file), { force: true });
   }
   const engine = await createTrainEngine(o.engine ?? 'tfjs', {
     config, adam: { ...DEFAULT_ADAMW, lr: h.lr, weightDecay: h.weightDecay }, state: init, rows: o.itemsPerStep,
@@ -199,9 +200,9 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       o.onStep?.(step, loss);
       if (step % h.checkpointEvery === 0 || step === o.total) await save();
       if (o.refresh && step % o.refresh.every === 0 && step < o.total && Date.now() <= deadline) await refresh();
-      if (o.check && step % o.check.every === 0) {
-        const c = await o.check.run(engine.state().ema, step);
-        fs.appendFileSync(path.join(out, o.check.file), JSON.stringify({ step, ...c.record }) + '\n');
+      for (const check of checks) if (step % check.every === 0) {
+        const c = await check.run(engine.state().ema, step);
+        fs.appendFileSync(path.join(out, check.file), JSON.stringify({ step, ...c.record }) + '\n');
         if (!o.quiet) process.stderr.write(`\n${o.label} step ${step}: ${c.line}\n`);
       }
       if (Date.now() > deadline) {

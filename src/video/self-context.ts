@@ -194,14 +194,14 @@ export class SelfContextPool {
   }
 
   /** Roll out the pool's clips with these (EMA) weights. */
-  async make(ema: Float32Array, step: number, threads?: number): Promise<void> {
+  async make(ema: Float32Array, step: number, threads?: number, at?: { firstClip: number; rng: Rng }): Promise<void> {
     const t0 = performance.now();
     const { K, N, fr, T } = this, { clips: M, frames: L } = this.cfg;
     const { model: mc, data } = this.m;
     const S = mc.sampleSize, F = K + N, S0 = data.size;
     const src = loadBundledMnist();
     const mm = new MovingMnist(data, this.m.seed, src);
-    const first = POOL_CLIP_BASE + Math.floor(step / this.cfg.every) * M;
+    const first = at ? at.firstClip : POOL_CLIP_BASE + Math.floor(step / this.cfg.every) * M;
     const truth = new Uint8Array(M * T * fr), gen = new Uint8Array(M * L * fr);
     const positions: [number, number][][][] = [], templates: Uint8Array[][] = [];
     const raw = new Uint8Array(S0 * S0), pooled = new Float32Array(fr);
@@ -216,7 +216,7 @@ export class SelfContextPool {
       templates.push(clip.truth.map((d) => src.images.slice(d.index * DIGIT_SIDE * DIGIT_SIDE, (d.index + 1) * DIGIT_SIDE * DIGIT_SIDE)));
     }
     const model = new UNetModel(mc, 0);
-    const rng = new Rng(`self-context/${this.m.seed}/${step}`);
+    const rng = at ? at.rng : new Rng(`self-context/${this.m.seed}/${step}`);
     try {
       model.setFlat(ema);
       const engine = await createEngine('auto', model, denoiserOf(model), { threads, warn: (l) => { this.engineLine = l; } });
@@ -336,4 +336,38 @@ export class SelfContextPool {
     this.setWindows(errors, step, head.seconds);
     return true;
   }
+}
+
+/**
+ * The in-training rollout check: held-out clips (test digits, always the same ones), EMA weights,
+ * DDIM 10 per frame: the rollouts of `driftlab drift --correctors none --rollouts 16 --horizon 20
+ * --steps 10 --seed 12345` (the same clips and sampler noise; tested).
+ */
+export const ROLLOUT_CHECK = { clips: 16, frames: 20, steps: 10, seed: 12345, threshold: 8 };
+
+export interface RolloutCheckResult {
+  clips: number;
+  /** mean trajectory error (canvas px) at generated frames 1..frames */
+  meanError: number[];
+  /** first frame whose mean error passes the threshold (null: none within the frames) */
+  horizon: number | null;
+  seconds: number;
+}
+
+/**
+ * How far a run's weights track while it trains: ROLLOUT_CHECK.clips held-out clips (the test
+ * digits; the same clips at every check, so the values compare across steps) rolled out for
+ * `frames` frames from their K true frames exactly as `driftlab drift` rolls out with that seed
+ * (clips 0..clips-1, its sampler stream, chunk 1, DDIM, x0 clipped, 8-bit context), scored by
+ * trajectory error against the simulator. At most 32 clips (one batch, as the rollout's).
+ */
+export async function rolloutCheck(ema: Float32Array, m: Omit<PoolModel, 'seed'>, o: Partial<typeof ROLLOUT_CHECK> = {}, threads?: number): Promise<RolloutCheckResult> {
+  const c = { ...ROLLOUT_CHECK, ...o };
+  const pool = new SelfContextPool({ p: 0, every: 1, clips: c.clips, frames: c.frames, maxError: Infinity, steps: c.steps, target: 'truth' },
+    { ...m, data: { ...m.data, split: 'test' }, seed: c.seed });
+  if (!(Number.isInteger(c.clips) && c.clips >= 1 && c.clips <= CHUNK)) throw new DriftlabError(`the rollout check takes 1..${CHUNK} clips, got ${c.clips}`);
+  await pool.make(ema, 0, threads, { firstClip: 0, rng: new Rng(c.seed).fork('rollout-sampler') });
+  const s = pool.stats!;
+  const h = s.meanError.findIndex((e) => e > c.threshold);
+  return { clips: c.clips, meanError: s.meanError, horizon: h < 0 ? null : h + 1, seconds: s.seconds };
 }

@@ -17,7 +17,7 @@ import { contextUse } from '../eval/context-use.js';
 import { DriftlabError } from '../util/errors.js';
 import { ClipStream, modelFrameSize } from './clips.js';
 import { VideoPreset } from './presets.js';
-import { SelfContextPool, validateSelfContext } from './self-context.js';
+import { ROLLOUT_CHECK, SelfContextPool, rolloutCheck, validateSelfContext } from './self-context.js';
 import { widenParams, widthFactor } from './widen.js';
 
 export interface TrainVideoOptions extends RunCommon {
@@ -33,6 +33,8 @@ export interface TrainVideoOptions extends RunCommon {
   initVideo?: string;
   /** log the context-use check (eval/context-use.ts) every N steps (0 = never; default: every checkpoint) */
   checkEvery?: number;
+  /** log the rollout check (self-context.ts rolloutCheck) every N steps (0 = never; default ROLLOUT_CHECK_EVERY) */
+  rolloutCheckEvery?: number;
 }
 
 /** The in-training check: 8 held-out windows at t = 300 and 700, EMA weights (a few seconds). */
@@ -94,7 +96,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
     label: `train-video ${p.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize * v.frames, total: tc.steps,
     out: o.out, resume: o.resume, overwrite: o.overwrite, workers: o.workers, backend: o.backend, minutes: o.minutes,
     engine: o.engine, threads: o.threads, device: o.device,
-    quiet: o.quiet, onStep: o.onStep, initFrom, check: contextCheck(p, o.checkEvery ?? tc.checkpointEvery),
+    quiet: o.quiet, onStep: o.onStep, initFrom, check: [contextCheck(p, o.checkEvery ?? tc.checkpointEvery), trackingCheck(p, o.rolloutCheckEvery ?? ROLLOUT_CHECK_EVERY)].filter((c): c is TrainCheck => !!c),
     ...(pool ? { refresh: { every: tc.selfContext!.every, run: (ema: Float32Array, step: number) => pool.ensure(ema, step, o.out) } } : {}),
   });
 }
@@ -148,6 +150,23 @@ export function extendContextConvIn(w: Float32Array, cin: number, K0: number, K:
     for (let o = 0; o < cout; o++) out[(k * n + j) * cout + o] = w[(k * n0 + i) * cout + o];
   }
   return out;
+}
+
+/** Default interval of the in-training rollout check (about 25 s for 16 clips x 20 frames on 2 cores). */
+export const ROLLOUT_CHECK_EVERY = 2000;
+
+function trackingCheck(p: VideoPreset, every: number): TrainCheck | undefined {
+  if (!(every > 0) || p.model.video!.contextFrames < 1) return undefined;
+  const m = { model: p.model, schedule: makeSchedule(p.schedule), prediction: p.objective.prediction, data: p.data };
+  return {
+    every, file: 'rollout-check.jsonl',
+    async run(ema) {
+      const r = await rolloutCheck(ema, m);
+      const at = (f: number) => `${r.meanError[Math.min(f, r.meanError.length) - 1].toFixed(2)} at ${Math.min(f, r.meanError.length)}`;
+      const line = `rollout check (EMA, ${r.clips} held-out clips, DDIM ${ROLLOUT_CHECK.steps}): trajectory error ${at(1)}, ${at(10)}, ${at(20)} px; tracking horizon (mean > ${ROLLOUT_CHECK.threshold} px) ${r.horizon ?? `> ${r.meanError.length}`} frames; ${r.seconds.toFixed(0)} s`;
+      return { record: { clips: r.clips, meanError: r.meanError, horizon: r.horizon, threshold: ROLLOUT_CHECK.threshold }, line };
+    },
+  };
 }
 
 function contextCheck(p: VideoPreset, every: number): TrainCheck | undefined {

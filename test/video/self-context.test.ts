@@ -178,6 +178,36 @@ test('--self-context trains on the pool, saves it, and a resumed run (also one k
   assert.equal([...c.losses, ...d.losses], full.losses);
 });
 
+test('the in-training rollout check is the drift study\'s rollout: same clips, same sampler stream, same trajectory errors', async () => {
+  await ensureWasm();
+  const { tinyVideoPipeline } = await import('../helpers/video.js');
+  const { loadPipeline } = await import('../../src/diffusion/pipeline.js');
+  const { loadCheckpoint } = await import('../../src/diffusion/checkpoint.js');
+  const { rollout } = await import('../../src/video/rollout.js');
+  const { makeCorrector } = await import('../../src/drift/correctors/index.js');
+  const { correctorContext } = await import('../../src/drift/context.js');
+  const { runFrameMetrics } = await import('../../src/drift/metrics.js');
+  const { rolloutCheck } = await import('../../src/video/self-context.js');
+  const tinyV = tinyVideoPipeline(path.join(dir, 'rc'), 8);
+  await tinyV.pipeline();
+  const ck = await loadCheckpoint(tinyV.ckpt, { ema: true });
+  const c = ck.config, K = c.model.video!.contextFrames, N = 4, L = 3, seed = 5;
+  const r = await rolloutCheck(ck.ema!, { model: c.model, schedule: makeSchedule(c.schedule), prediction: c.objective.prediction, data: (c.training as any).data }, { clips: N, frames: L, steps: 3, seed }, 1);
+  const p = await loadPipeline(tinyV.ckpt, 'ema', { engine: 'onnx', threads: 1 });
+  try {
+    const rng = new Rng(seed).fork('corrector');
+    const out = path.join(dir, 'rc-drift');
+    await rollout({ rollouts: N, horizon: L, context: K, chunk: 1, sampler: 'ddim', steps: 3, eta: 0, seed, pipeline: p, corrector: makeCorrector('none', correctorContext(p, rng, K)), out, checkpoint: tinyV.ckpt, correctorRng: rng, quiet: true });
+    const m = await runFrameMetrics(out);
+    const want = Array.from({ length: L }, (_, i) => { let s = 0; for (let n = 0; n < N; n++) s += m.traj[(K + i) * N + n]; return s / N; });
+    for (let i = 0; i < L; i++) assert.ok(Math.abs(r.meanError[i] - want[i]) < 1e-9, `frame ${i + 1}: check ${r.meanError[i]} vs drift study ${want[i]}`);
+    const h = want.findIndex((e) => e > 8);
+    assert.is(r.horizon, h < 0 ? null : h + 1);
+  } finally {
+    await p.dispose();
+  }
+});
+
 test('--self-context: bad values give one clear line and write nothing', () => {
   for (const [args, re] of [
     [['--self-context', '2'], /--self-context must be in \[0, 1\], got 2/],
