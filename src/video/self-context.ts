@@ -196,6 +196,7 @@ export class SelfContextPool {
   /** Roll out the pool's clips with these (EMA) weights. */
   async make(ema: Float32Array, step: number, threads?: number, at?: { firstClip: number; rng: Rng }): Promise<void> {
     const t0 = performance.now();
+    this.engineLine = null;
     const { K, N, fr, T } = this, { clips: M, frames: L } = this.cfg;
     const { model: mc, data } = this.m;
     const S = mc.sampleSize, F = K + N, S0 = data.size;

@@ -217,6 +217,7 @@ test('--self-context: bad values give one clear line and write nothing', () => {
     [['--self-context', '0.5', '--self-context-every', '30', '--self-context-max-error', '-1'], /--self-context-max-error must be >= 0/],
     [['--self-context-clips', '8'], /--self-context-clips needs --self-context P/],
     [['--self-context', '0.5', '--self-context-target', 'blur'], /self-context-target/],
+    [['--rollout-check-every', '-1'], /--rollout-check-every/],
   ] as const) {
     const out = path.join(dir, 'bad');
     const r = spawnSync(process.execPath, [CLI, 'train-video', '--preset', 'mmnist-tiny', '--steps', '1', '--workers', '1', '--out', out, ...args], { encoding: 'utf8' });
