@@ -73,7 +73,7 @@ export interface RunOptions extends RunCommon {
   /** starting weights by name for a fresh run (the rest keep their initialisation) */
   initFrom?: Map<string, Float32Array>;
   /** cheap measurements of the EMA weights, each every `every` steps, appended to its `file` in the checkpoint folder */
-  check?: TrainCheck | TrainCheck[];
+  checks?: TrainCheck[];
   /**
    * data that depends on the weights (the video stream's pool of the model's own rollouts):
    * called with the EMA weights before the first step (or the resumed one) and after every
@@ -120,7 +120,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   if (h.lrDecayFrom !== undefined && !(Number.isInteger(h.lrDecayFrom) && h.lrDecayFrom >= 0 && h.lrDecayFrom < o.total)) {
     throw new DriftlabError(`--lr-decay-from must be a step in 0..${o.total - 1} (the run has ${o.total} steps), got ${h.lrDecayFrom}`);
   }
-  const checks = o.check === undefined ? [] : Array.isArray(o.check) ? o.check : [o.check];
+  const checks = o.checks ?? [];
   const hasCkpt = checkpointExists(out);
   if (hasCkpt && !o.resume && !o.overwrite) {
     throw new DriftlabError(`${out} already holds a checkpoint; pass --resume to continue it or --overwrite to start over`);
