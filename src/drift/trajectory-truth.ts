@@ -8,8 +8,8 @@
  * digits of a clip can be the same source image; their identities are then interchangeable and
  * trajectoryError takes the best assignment within each group of identical templates.
  */
-import { loadBundledMnist } from '../../datasets/mnist/index.js';
-import { MovingMnist, MovingMnistConfig } from '../../datasets/moving-mnist/index.js';
+import { MnistData, loadBundledMnist } from '../../datasets/mnist/index.js';
+import { MovingMnist, MovingMnistClip, MovingMnistConfig } from '../../datasets/moving-mnist/index.js';
 import { DriftlabError } from '../util/errors.js';
 
 export const DIGIT_SIDE = 28;
@@ -36,22 +36,28 @@ export function truthTrajectories(run: RunInfo, T: number): RolloutTruth[] {
   if (!Number.isInteger(T) || T < 0) throw new DriftlabError(`trajectory length must be a non-negative integer, got ${T}`);
   const src = loadBundledMnist();
   const mm = new MovingMnist({ ...run.data, split: 'test' }, run.seed, src);
-  const S0 = mm.config.size, px = DIGIT_SIDE * DIGIT_SIDE;
+  const S0 = mm.config.size;
   const buf = new Uint8Array(S0 * S0);
   const out: RolloutTruth[] = [];
   for (let n = 0; n < run.rollouts; n++) {
     const clip = mm.clip(n, true);
     for (let t = 0; t < T; t++) clip.next(buf);
-    const positions: [number, number][][] = [];
-    for (let t = 0; t < T; t++) positions.push(clip.truth.map((d) => [d.positions[t][0], d.positions[t][1]] as [number, number]));
-    out.push({
-      templates: clip.truth.map((d) => src.images.slice(d.index * px, (d.index + 1) * px)),
-      labels: clip.truth.map((d) => d.label),
-      indices: clip.truth.map((d) => d.index),
-      positions,
-    });
+    out.push(clipTruth(clip, src, T));
   }
   return out;
+}
+
+/** The truth a clip has recorded over its first T frames (it must have generated them, with recordTruth). */
+export function clipTruth(clip: MovingMnistClip, src: MnistData, T: number): RolloutTruth {
+  const px = DIGIT_SIDE * DIGIT_SIDE;
+  const positions: [number, number][][] = [];
+  for (let t = 0; t < T; t++) positions.push(clip.truth.map((d) => [d.positions[t][0], d.positions[t][1]] as [number, number]));
+  return {
+    templates: clip.truth.map((d) => src.images.slice(d.index * px, (d.index + 1) * px)),
+    labels: clip.truth.map((d) => d.label),
+    indices: clip.truth.map((d) => d.index),
+    positions,
+  };
 }
 
 /** Groups of digits with byte-identical templates (interchangeable identities). */
