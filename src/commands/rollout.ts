@@ -70,7 +70,7 @@ export const rolloutCommand: CommandModule<any, any> = {
       if (!p.config.model.video) throw new DriftlabError(`${a.ckpt} is an image checkpoint; rollouts need a video checkpoint from 'driftlab train-video'`);
       process.stderr.write(`driftlab: ${p.engine.line}\n`);
       const cfg = parseCorrectorConfig(a.correctorConfig, 'corrector-config', true);
-      const K = a.context === undefined ? p.config.model.video.contextFrames : Number(a.context);
+      const K = a.context === undefined ? p.config.model.video.contextFrames - (p.config.model.video.anchorFrames ?? 0) : Number(a.context);
       const rng = new Rng(a.seed).fork('corrector');
       const ctx = correctorContext(p, rng, K);
       const cs: DriftCorrector[] = [];

@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import * as os from 'node:os';
 import { initBackend, BackendName } from '../backend.js';
-import { VIDEO_PRESETS, getVideoPreset } from '../video/presets.js';
+import { ANCHOR_GAP, VIDEO_PRESETS, getVideoPreset } from '../video/presets.js';
 import { ROLLOUT_CHECK_EVERY, trainVideo } from '../video/train-video.js';
 import { SELF_CONTEXT_DEFAULTS, SELF_CONTEXT_TARGETS } from '../video/self-context.js';
 import { DriftlabError } from '../util/errors.js';
@@ -21,6 +21,8 @@ export const trainVideoCommand: CommandModule<any, any> = {
     .option('init-video', { type: 'string', describe: 'warm start from this video checkpoint (EMA weights): same U-Net trunk and conditioning; with concat conditioning it may have fewer context frames (their weights feed the newest frames; older ones start at zero). A new run: step 0, fresh optimizer' })
     .option('channels', { type: 'string', describe: "channels per U-Net level, comma-separated (default: the preset's, for example 32,64,64 for mmnist-small). With --init-video from a model with 1/f of them at every level (f an integer), the warm start widens it to compute the same function (Net2WiderNet-style copies with random input shares)" })
     .option('context-frames', { type: 'number', describe: "context frames K per window (default: the preset's); the targets per window stay the preset's" })
+    .option('anchor-frames', { type: 'number', describe: 'identity conditioning (concat presets): A more context slots that hold the first A frames of the clip (in a rollout: the first A frames of the given context, kept for the whole rollout), so the model sees what the digits look like however long it has generated; the other slots keep the newest frames. With --init-video from a model without them, the anchor slots start at zero weight (the warm start computes the old model). Default 0' })
+    .option('anchor-gap', { type: 'number', describe: `with --anchor-frames: the newest frames of a training window start 0..G frames into its clip (default ${ANCHOR_GAP}); rollouts go further, so G should be past where positions still follow from the anchors` })
     .option('steps', { type: 'number' })
     .option('minutes', { type: 'number', describe: 'stop after this many minutes (checkpointed; --resume continues)' })
     .option('batch-size', { type: 'number', describe: 'clips per step' })
@@ -95,6 +97,13 @@ export const trainVideoCommand: CommandModule<any, any> = {
       if (K + N > v0.maxFrames) throw new DriftlabError(`--context-frames ${K} gives ${K + N}-frame windows, more than the model's maxFrames ${v0.maxFrames}`);
       p.model.video = { ...v0, contextFrames: K, frames: K + N };
     }
+    if (a.anchorFrames !== undefined && Number(a.anchorFrames) !== 0) {
+      const v0 = p.model.video!, A = positiveInt('anchor-frames', a.anchorFrames);
+      if (v0.conditioning !== 'concat') throw new DriftlabError(`--anchor-frames needs a concat-conditioned preset; ${p.name} conditions by ${v0.conditioning ?? 'attention'}`);
+      if (v0.frames + A > v0.maxFrames) throw new DriftlabError(`--anchor-frames ${A} gives ${v0.frames + A}-frame windows, more than the model's maxFrames ${v0.maxFrames}`);
+      p.model.video = { ...v0, contextFrames: v0.contextFrames + A, frames: v0.frames + A, anchorFrames: A };
+    }
+    if (a.anchorGap !== undefined) tc.anchorGap = Number(a.anchorGap); // checked by trainVideo
     if (a.channels !== undefined) {
       const ch = String(a.channels).split(',').map((x) => Number(x.trim()));
       if (ch.length !== p.model.blockOutChannels.length || !ch.every((c) => Number.isInteger(c) && c > 0 && c % p.model.normGroups === 0)) {
@@ -110,7 +119,7 @@ export const trainVideoCommand: CommandModule<any, any> = {
     const threads = a.threads === undefined ? undefined : positiveInt('threads', a.threads);
     await initBackend(a.backend as BackendName);
     const v = p.model.video!;
-    process.stderr.write(`driftlab: training ${p.name}: ${p.model.sampleSize}x${p.model.sampleSize} frames, windows of ${v.frames} (${v.contextFrames} context), ${tc.batchSize} clips/step\n`);
+    process.stderr.write(`driftlab: training ${p.name}: ${p.model.sampleSize}x${p.model.sampleSize} frames, windows of ${v.frames} (${v.contextFrames} context${v.anchorFrames ? `, the first ${v.anchorFrames} anchor${v.anchorFrames > 1 ? 's' : ''}` : ''}), ${tc.batchSize} clips/step\n`);
     const r = await trainVideo({ preset: p, out: a.out, resume: a.resume, overwrite: a.overwrite, workers, backend: a.backend, minutes: a.minutes, initImage: a.initImage, initVideo: a.initVideo, checkEvery, rolloutCheckEvery,
       engine: a.engine as TrainEngineChoice, device: a.device as TrainDevice, threads,
     });

@@ -60,7 +60,19 @@ export interface VideoConfig {
    * (train-video --context-noise N); sampled at the level the caller shows the context at.
    */
   contextLevel?: boolean;
+  /**
+   * concat only, identity conditioning: the first `anchorFrames` of the contextFrames slots hold
+   * the first frames of the clip (in a rollout: of the given real context, kept for the whole
+   * rollout), the other slots the newest frames. The anchors show what the digits look like
+   * however long the model has been generating; training draws the newest frames from 0..anchorGap
+   * frames into the clip (train-video --anchor-frames, --anchor-gap). 0 or unset: all slots are
+   * the newest frames.
+   */
+  anchorFrames?: number;
 }
+
+/** The anchor slots of a video model's context (0 without identity conditioning). */
+export const anchorFramesOf = (v: VideoConfig): number => v.anchorFrames ?? 0;
 
 /** The reference network of shared/bench/UNET_SPEC.md (unconditional). */
 export const SPEC_UNET: UNetConfig = {
@@ -97,6 +109,8 @@ export function validateUNetConfig(c: UNetConfig): void {
     if (!(Number.isInteger(v.contextFrames) && v.contextFrames >= 0 && v.contextFrames < v.frames)) bad('video.contextFrames must be in 0..frames-1');
     if (v.conditioning !== undefined && v.conditioning !== 'attention' && v.conditioning !== 'concat') bad(`video.conditioning must be 'attention' or 'concat', got '${v.conditioning}'`);
     if (v.conditioning === 'concat' && c.inChannels !== c.outChannels) bad('video.conditioning concat needs inChannels = outChannels');
+    if (v.anchorFrames !== undefined && !(Number.isInteger(v.anchorFrames) && v.anchorFrames >= 0 && v.anchorFrames < v.contextFrames)) bad('video.anchorFrames must be an integer in 0..contextFrames-1 (at least one context slot holds the newest frames)');
+    if (v.anchorFrames && v.conditioning !== 'concat') bad('video.anchorFrames needs concat conditioning');
     if (v.contextLevel && v.conditioning !== 'concat') bad('video.contextLevel needs concat conditioning (attention models take one timestep per frame already)');
     for (let i = 0; i < L; i++) {
       if (v.temporal[i] && c.blockOutChannels[i] % v.temporalHeads !== 0) bad(`channels ${c.blockOutChannels[i]} not divisible by video.temporalHeads ${v.temporalHeads}`);

@@ -44,6 +44,25 @@ export function clipWindow(mm: MovingMnist, pool: number, k: number, F: number, 
 }
 
 /**
+ * An anchored window (ClipStreamOptions.anchorFrames) of clip k: frames 0..A-1, then frames
+ * s..s+F-A-1, as float32 [F*S*S] in [-1,1]. The clip is rendered once: the anchors come first.
+ */
+export function anchoredWindow(mm: MovingMnist, pool: number, k: number, F: number, A: number, s: number): Float32Array {
+  if (!(Number.isInteger(A) && A >= 1 && A < F && Number.isInteger(s) && s >= 0)) throw new DriftlabError(`anchored window: need 1 <= A < F and s >= 0, got A ${A}, F ${F}, s ${s}`);
+  const S0 = mm.config.size, S = S0 / pool, fr = S * S;
+  const clip = mm.clip(k, false);
+  const buf = new Uint8Array(S0 * S0);
+  const out = new Float32Array(F * fr);
+  const end = Math.max(A, s + F - A);
+  for (let t = 0; t < end; t++) {
+    clip.next(buf);
+    if (t < A) poolFrame(buf, S0, pool, out, t * fr);
+    if (t >= s && t < s + F - A) poolFrame(buf, S0, pool, out, (A + t - s) * fr);
+  }
+  return out;
+}
+
+/**
  * The smallest distance between two digits' true top-left corners (canvas px) at frame `frame`
  * of clip k (Infinity with one digit). Digits are 28 px wide: under ~10 px they overlap heavily.
  */
@@ -123,6 +142,14 @@ export interface ClipStreamOptions {
    * instead of a fresh clip; an empty pool gives fresh clips
    */
   selfContext?: { p: number; pool: { draw(rng: Rng): Float32Array | null } };
+  /**
+   * identity conditioning (VideoConfig.anchorFrames): the first `anchorFrames` context slots of a
+   * window hold the clip's frames 0..A-1, the rest of the window the clip's frames s..s+F-A-1
+   * with s ~ U{0..anchorGap} (s = 0: a rollout's first window, whose newest frames are its given
+   * context; s = j: the window after j generated frames). 0 = plain windows of frames 0..F-1.
+   */
+  anchorFrames?: number;
+  anchorGap?: number;
 }
 
 export class ClipStream implements BatchStream {
@@ -169,13 +196,19 @@ export class ClipStream implements BatchStream {
     const S = this.o.data.size / this.o.data.pool;
     const sigma = this.o.contextJitter ?? 0;
     const hardP = this.o.overlapOversample ?? 0, near = this.o.overlapNear ?? 10, span = this.o.overlapFrames ?? 1;
+    const A = this.o.anchorFrames ?? 0;
+    // draws only when the option is on, so older recipes replay the very same stream
+    const s = A > 0 ? rng.int((this.o.anchorGap ?? 0) + 1) : 0;
+    // the clip frame in the last context slot
+    const last = A > 0 ? s + K - A - 1 : K - 1;
     let k = this.nextClip++;
     // draws only when the option is on, so older recipes replay the very same stream
     if (hardP > 0 && rng.uniform() < hardP) {
-      for (let tries = 1; digitsMinDistance(this.mm, k, K - span, K - 1) >= near; tries++, k = this.nextClip++) {
+      for (let tries = 1; digitsMinDistance(this.mm, k, last - span + 1, last) >= near; tries++, k = this.nextClip++) {
         if (tries >= OVERLAP_SEARCH_LIMIT) throw new DriftlabError(`--overlap-oversample: no clip among ${OVERLAP_SEARCH_LIMIT} in a row has its digits under ${near} px apart at ${span === 1 ? 'the last context frame' : `any of the last ${span} context frames`}; raise --overlap-near or change the data`);
       }
     }
+    if (A > 0) { x0.set(anchoredWindow(this.mm, this.o.data.pool, k, F, A, s), b * F * S * S); return; }
     // the jitter draws from the training rng only when on, so older recipes replay the very same stream
     x0.set(clipWindow(this.mm, this.o.data.pool, k, F, 0, sigma > 0 ? { sigma, frames: K, rng } : undefined), b * F * S * S);
   }

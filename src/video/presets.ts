@@ -41,7 +41,12 @@ export interface VideoTrainConfig extends Hyper {
   overlapFrames?: number;
   /** training on the model's own rollouts (self-context.ts); unset = off */
   selfContext?: SelfContextConfig;
+  /** models with anchor slots (VideoConfig.anchorFrames): the newest frames start 0..anchorGap frames into the clip (default ANCHOR_GAP) */
+  anchorGap?: number;
 }
+
+/** How far into a clip the newest frames of an anchored training window start, at most (frames). */
+export const ANCHOR_GAP = 64;
 
 export interface VideoPreset {
   name: string;

@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { MovingMnist, MovingMnistClip } from '../../datasets/moving-mnist/index.js';
 import type { DriftCorrector, FrameBatch, FrameHistory } from '../drift/corrector.js';
 import type { Pipeline } from '../diffusion/pipeline.js';
+import { anchorFramesOf } from '../diffusion/config.js';
 import { SamplerName } from '../diffusion/samplers.js';
 import { isAtomicLeftover, writeFileAtomic } from '../io/atomic.js';
 import { NpyAppendWriter } from '../io/npy-append.js';
@@ -76,17 +77,20 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
   const v = c.video;
   if (!v) throw new DriftlabError(`${o.checkpoint} is an image checkpoint; rollouts need a video checkpoint from 'driftlab train-video'`);
   const F = v.frames, S = c.sampleSize, N = o.rollouts, K = o.context;
-  if (!Number.isInteger(K) || K < 1 || K >= F) throw new DriftlabError(`--context must be an integer in 1..${F - 1} for this ${F}-frame model, got ${o.context}`);
+  // identity conditioning: the model's first A context slots hold the given context's first A frames for the whole rollout
+  const A = anchorFramesOf(v), Km = K + A;
+  if (!Number.isInteger(K) || K < 1 || Km >= F) throw new DriftlabError(`--context must be an integer in 1..${F - 1 - A} for this ${F}-frame model${A ? ` (${A} of its context slots are anchors)` : ''}, got ${o.context}`);
+  if (A > K) throw new DriftlabError(`--context ${K} is shorter than the model's ${A} anchor frames (they are the context's first frames)`);
   if (!Number.isInteger(o.horizon) || o.horizon < 1 || o.horizon > 10_000_000) throw new DriftlabError(`--horizon must be an integer in 1..10000000, got ${o.horizon}`);
   if (!Number.isInteger(N) || N < 1 || N > 1024) throw new DriftlabError(`--rollouts must be an integer in 1..1024, got ${o.rollouts}`);
-  if (!Number.isInteger(o.chunk) || o.chunk < 1 || o.chunk > F - K) throw new DriftlabError(`--chunk must be an integer in 1..${F - K} (the model's target frames with ${K} context), got ${o.chunk}`);
+  if (!Number.isInteger(o.chunk) || o.chunk < 1 || o.chunk > F - Km) throw new DriftlabError(`--chunk must be an integer in 1..${F - Km} (the model's target frames with ${K} context${A ? ` and ${A} anchor${A > 1 ? 's' : ''}` : ''}), got ${o.chunk}`);
   const data = (o.pipeline.config.training as any)?.data;
   if (!data) throw new DriftlabError(`${o.checkpoint} does not record its Moving-MNIST settings; it cannot be rolled out against ground truth`);
   const run = {
     format: 'driftlab-rollout-1', checkpoint: path.resolve(o.checkpoint), modelId: modelId(o.pipeline),
     corrector: { name: o.corrector.name, ...o.corrector.describe() }, engine: o.pipeline.engine.name,
     rollouts: N, horizon: o.horizon, context: K, chunk: o.chunk, sampler: o.sampler, steps: o.steps, eta: o.eta, seed: o.seed,
-    frames: F, size: S, data: { ...data, split: 'test' }, layout: 'frames.npy and truth.npy: uint8 [T, N, S, S]; frames 0..K-1 are the given context',
+    frames: F, size: S, ...(A ? { anchors: A } : {}), data: { ...data, split: 'test' }, layout: 'frames.npy and truth.npy: uint8 [T, N, S, S]; frames 0..K-1 are the given context',
   };
   const runPath = path.join(o.out, 'run.json'), statePath = path.join(o.out, 'state.json');
   const framesPath = path.join(o.out, 'frames.npy'), truthPath = path.join(o.out, 'truth.npy');
@@ -115,6 +119,9 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
     return out;
   };
   const history = new History(Math.max(F, K));
+  const anchors = new Float32Array(N * A * fr); // [N, A, S, S]: the given context's first A frames
+  const setAnchor = (a: number, u: Uint8Array) => { const f = fromU8(u); for (let n = 0; n < N; n++) anchors.set(f.subarray(n * fr, (n + 1) * fr), (n * A + a) * fr); };
+  const modelContext = () => (A ? withAnchors(anchors, contextOf(history, N, K, fr), N, A, K, fr) : contextOf(history, N, K, fr));
   let framesW: NpyAppendWriter, truthW: NpyAppendWriter;
   let written: number;
   if (state) {
@@ -131,6 +138,11 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
       const buf = new Uint8Array(keep * N * fr);
       fs.readSync(fd, buf, 0, buf.length, headerSize + (written - keep) * N * fr);
       for (let j = 0; j < keep; j++) history.push({ data: fromU8(buf.subarray(j * N * fr, (j + 1) * N * fr)), n: N, s: S });
+      if (A) {
+        const first = new Uint8Array(A * N * fr);
+        fs.readSync(fd, first, 0, first.length, headerSize);
+        for (let a = 0; a < A; a++) setAnchor(a, first.subarray(a * N * fr, (a + 1) * N * fr));
+      }
     } finally { fs.closeSync(fd); }
     history.generated = written - K;
     sampleRng.setState(state.rng);
@@ -143,6 +155,7 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
       const u = toU8(truthFrame());
       history.push({ data: fromU8(u), n: N, s: S });
       ctxFrames.push(u);
+      if (k < A) setAnchor(k, u);
     }
     // the corrector must be ready (fitted, loaded) before anything is written
     o.corrector.reset(contextOf(history, N, K, fr), N, K);
@@ -164,14 +177,14 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
   const t0 = performance.now();
   try {
     while (written < total) {
-      const gen = await continueClips(o.pipeline.net, o.pipeline.schedule, o.pipeline.config.objective.prediction, contextOf(history, N, K, fr), N, K, F, S, {
+      const gen = await continueClips(o.pipeline.net, o.pipeline.schedule, o.pipeline.config.objective.prediction, modelContext(), N, Km, F, S, {
         sampler: o.sampler, steps: o.steps, eta: o.eta, clipX0: true, rng: sampleRng, contextT: o.corrector.contextT?.() ?? 0,
         onStep: stepHook,
       });
       const take = Math.min(o.chunk, total - written);
       for (let j = 0; j < take; j++) {
         const frame = new Float32Array(N * fr);
-        for (let n = 0; n < N; n++) frame.set(gen.subarray((n * (F - K) + j) * fr, (n * (F - K) + j + 1) * fr), n * fr);
+        for (let n = 0; n < N; n++) frame.set(gen.subarray((n * (F - Km) + j) * fr, (n * (F - Km) + j + 1) * fr), n * fr);
         const corrected = await o.corrector.correct({ data: frame, n: N, s: S }, history, history.generated);
         const u = toU8(corrected.data);
         history.push({ data: fromU8(u), n: N, s: S }); // context as stored: 8-bit
@@ -189,6 +202,16 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
     progress?.done();
   }
   return { frames: written, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** [N, A, S, S] anchors and [N, K, S, S] newest frames as the model's [N, A+K, S, S] context. */
+export function withAnchors(anchors: Float32Array, recent: Float32Array, N: number, A: number, K: number, fr: number): Float32Array {
+  const out = new Float32Array(N * (A + K) * fr);
+  for (let n = 0; n < N; n++) {
+    out.set(anchors.subarray(n * A * fr, (n + 1) * A * fr), n * (A + K) * fr);
+    out.set(recent.subarray(n * K * fr, (n + 1) * K * fr), (n * (A + K) + A) * fr);
+  }
+  return out;
 }
 
 /** The last K frames of every rollout as [N, K, S, S]. */

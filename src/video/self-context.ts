@@ -40,12 +40,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MovingMnist, MovingMnistConfig } from '../../datasets/moving-mnist/index.js';
 import { loadBundledMnist } from '../../datasets/mnist/index.js';
-import type { UNetConfig } from '../diffusion/config.js';
+import { UNetConfig, anchorFramesOf } from '../diffusion/config.js';
 import { UNetModel } from '../diffusion/model.js';
 import { Prediction } from '../diffusion/objective.js';
 import { denoiserOf } from '../diffusion/pipeline.js';
 import { Schedule } from '../diffusion/schedule.js';
-import { DIGIT_SIDE, templateGroups, trajectoryError } from '../drift/trajectory-truth.js';
+import { clipTruth, templateGroups, trajectoryError } from '../drift/trajectory-truth.js';
 import { TrajectoryMatcher } from '../drift/trajectory.js';
 import { createEngine } from '../engine/select.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -54,6 +54,7 @@ import { Rng } from '../util/rng.js';
 import { poolFrame } from './clips.js';
 import { fromU8, toU8 } from './frames8.js';
 import { continueClips } from './sample-clip.js';
+import { withAnchors } from './rollout.js';
 
 export interface SelfContextConfig {
   /** probability that a training window comes from the pool */
@@ -99,6 +100,13 @@ export function validateSelfContext(c: SelfContextConfig, checkpointEvery: numbe
   if (!SELF_CONTEXT_TARGETS.includes(c.target)) throw new DriftlabError(`--self-context-target must be one of ${SELF_CONTEXT_TARGETS.join(', ')}, got ${c.target}`);
 }
 
+/** The first A true frames of pool clips c0..c0+B-1 as [B, A, S, S] floats. */
+function anchorsOf(truth: Uint8Array, c0: number, B: number, A: number, T: number, fr: number): Float32Array {
+  const out = new Float32Array(B * A * fr);
+  for (let b = 0; b < B; b++) out.set(fromU8(truth.subarray((c0 + b) * T * fr, ((c0 + b) * T + A) * fr)), b * A * fr);
+  return out;
+}
+
 const bytesOf = (a: Float64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** What the pool needs to know of the run. */
@@ -133,13 +141,15 @@ export class SelfContextPool {
   /** set when the pool's rollouts could not run on onnx (the fallback warning) */
   engineLine: string | null = null;
   private readonly K: number;
+  private readonly A: number;
   private readonly N: number;
   private readonly fr: number;
   private readonly T: number;
 
   constructor(readonly cfg: SelfContextConfig, readonly m: PoolModel) {
     const v = m.model.video!;
-    this.K = v.contextFrames;
+    this.A = anchorFramesOf(v);
+    this.K = v.contextFrames - this.A; // the given real frames (an anchored model's anchors are their first A)
     this.N = v.frames - v.contextFrames;
     this.fr = m.model.sampleSize * m.model.sampleSize;
     this.T = this.K + cfg.frames + this.N;
@@ -197,9 +207,9 @@ export class SelfContextPool {
   async make(ema: Float32Array, step: number, threads?: number, at?: { firstClip: number; rng: Rng }): Promise<void> {
     const t0 = performance.now();
     this.engineLine = null;
-    const { K, N, fr, T } = this, { clips: M, frames: L } = this.cfg;
+    const { K, A, N, fr, T } = this, { clips: M, frames: L } = this.cfg;
     const { model: mc, data } = this.m;
-    const S = mc.sampleSize, F = K + N, S0 = data.size;
+    const S = mc.sampleSize, F = A + K + N, S0 = data.size;
     const src = loadBundledMnist();
     const mm = new MovingMnist(data, this.m.seed, src);
     const first = at ? at.firstClip : POOL_CLIP_BASE + Math.floor(step / this.cfg.every) * M;
@@ -213,8 +223,9 @@ export class SelfContextPool {
         poolFrame(raw, S0, data.pool, pooled);
         truth.set(toU8(pooled), (c * T + t) * fr);
       }
-      positions.push(Array.from({ length: T }, (_, t) => clip.truth.map((d) => [d.positions[t][0], d.positions[t][1]] as [number, number])));
-      templates.push(clip.truth.map((d) => src.images.slice(d.index * DIGIT_SIDE * DIGIT_SIDE, (d.index + 1) * DIGIT_SIDE * DIGIT_SIDE)));
+      const truthOf = clipTruth(clip, src, T);
+      positions.push(truthOf.positions);
+      templates.push(truthOf.templates);
     }
     const model = new UNetModel(mc, 0);
     const rng = at ? at.rng : new Rng(`self-context/${this.m.seed}/${step}`);
@@ -228,7 +239,9 @@ export class SelfContextPool {
           const ctx = new Float32Array(B * K * fr);
           for (let b = 0; b < B; b++) ctx.set(fromU8(truth.subarray((c0 + b) * T * fr, ((c0 + b) * T + K) * fr)), b * K * fr);
           for (let i = 0; i < L; i++) {
-            const out = await continueClips(engine.net, this.m.schedule, this.m.prediction, ctx, B, K, F, S, { sampler: 'ddim', steps: this.cfg.steps, eta: 0, clipX0: true, rng });
+            // an anchored model also sees the given context's first A frames, as a rollout shows them
+            const seen = A ? withAnchors(anchorsOf(truth, c0, B, A, T, fr), ctx, B, A, K, fr) : ctx;
+            const out = await continueClips(engine.net, this.m.schedule, this.m.prediction, seen, B, A + K, F, S, { sampler: 'ddim', steps: this.cfg.steps, eta: 0, clipX0: true, rng });
             for (let b = 0; b < B; b++) {
               const u = toU8(out.subarray(b * N * fr, (b * N + 1) * fr)); // the first target, as a rollout with chunk 1 keeps it
               gen.set(u, ((c0 + b) * L + i) * fr);

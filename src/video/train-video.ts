@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { CHECKPOINT_FORMAT, CheckpointConfig, loadCheckpoint } from '../diffusion/checkpoint.js';
 import { splitFlat, flatLayout } from '../diffusion/model.js';
 import { modelParamSpecs } from '../diffusion/arch.js';
-import type { UNetConfig } from '../diffusion/config.js';
+import { UNetConfig, anchorFramesOf } from '../diffusion/config.js';
 import { RunCommon, TrainCheck, TrainResult, runTraining } from '../diffusion/trainer.js';
 import { UNetModel } from '../diffusion/model.js';
 import { denoiserOf } from '../diffusion/pipeline.js';
@@ -16,7 +16,7 @@ import { makeSchedule } from '../diffusion/schedule.js';
 import { contextUse } from '../eval/context-use.js';
 import { DriftlabError } from '../util/errors.js';
 import { ClipStream, modelFrameSize } from './clips.js';
-import { VideoPreset } from './presets.js';
+import { ANCHOR_GAP, VideoPreset } from './presets.js';
 import { ROLLOUT_CHECK, SelfContextPool, rolloutCheck, validateSelfContext } from './self-context.js';
 import { widenParams, widthFactor } from './widen.js';
 
@@ -62,6 +62,13 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
   if (v.contextLevel && v.conditioning !== 'concat') throw new DriftlabError('--context-level needs a concat-conditioned preset (attention models take one timestep per frame already)');
   if (v.contextLevel && !(tc.maxContextT > 0)) throw new DriftlabError('--context-level needs --context-noise N > 0: the level it tells the network is the context noise');
   if (tc.selfContext) validateSelfContext(tc.selfContext, tc.checkpointEvery);
+  const A = anchorFramesOf(v);
+  if (A > 0) {
+    if (tc.anchorGap !== undefined && !(Number.isInteger(tc.anchorGap) && tc.anchorGap >= 0)) throw new DriftlabError(`--anchor-gap must be a non-negative integer (frames), got ${tc.anchorGap}`);
+    if (tc.contextJitter) throw new DriftlabError('--context-jitter and --anchor-frames do not combine (the jitter would displace the anchors)');
+    if (tc.selfContext && tc.selfContext.p > 0) throw new DriftlabError('--self-context and --anchor-frames do not combine yet (the pool holds plain windows)');
+    if (tc.overlapFrames !== undefined && tc.overlapFrames > v.contextFrames - A) throw new DriftlabError(`--overlap-frames must be at most ${v.contextFrames - A} (the context slots after the ${A} anchor${A > 1 ? 's' : ''}), got ${tc.overlapFrames}`);
+  } else if (tc.anchorGap !== undefined) throw new DriftlabError('--anchor-gap needs --anchor-frames A > 0');
   if (modelFrameSize(p.data) !== p.model.sampleSize) {
     throw new DriftlabError(`data frames are ${modelFrameSize(p.data)}px (canvas ${p.data.size} / pool ${p.data.pool}) but the model takes ${p.model.sampleSize}px`);
   }
@@ -90,6 +97,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
     data: p.data, seed: tc.seed, batchSize: tc.batchSize, frames: v.frames, contextFrames: v.contextFrames,
     maxContextT: tc.maxContextT, T: p.schedule.timesteps, contextDropout: tc.contextDropout, independentT: tc.independentT, contextJitter: tc.contextJitter,
     joint: tc.joint, overlapOversample: tc.overlapOversample, overlapNear: tc.overlapNear, overlapFrames: tc.overlapFrames,
+    ...(A > 0 ? { anchorFrames: A, anchorGap: tc.anchorGap ?? ANCHOR_GAP } : {}),
     ...(pool ? { selfContext: { p: tc.selfContext!.p, pool } } : {}),
   });
   return runTraining({
