@@ -167,6 +167,7 @@ export class ClipStream implements BatchStream {
     const t = new Int32Array(B * F);
     const w = new Float32Array(B * F);
     const drop = this.o.contextDropout ?? 0;
+    const A = this.o.anchorFrames ?? 0;
     const jointP = this.o.joint ?? 0;
     const selfP = this.o.selfContext?.p ?? 0;
     for (let b = 0; b < B; b++) {
@@ -182,7 +183,8 @@ export class ClipStream implements BatchStream {
       // draws only when the option is on; a blanked context is never a joint window
       const joint = jointP > 0 && rng.uniform() < jointP && !dropped;
       for (let f = 0; f < F; f++) {
-        t[b * F + f] = f < K ? (joint ? tTarget : tContext) : this.o.independentT && f > K ? rng.int(T) : tTarget;
+        // anchors are real frames in every rollout: never noised
+        t[b * F + f] = f < A ? 0 : f < K ? (joint ? tTarget : tContext) : this.o.independentT && f > K ? rng.int(T) : tTarget;
         w[b * F + f] = f < K && !joint ? 0 : 1;
       }
     }

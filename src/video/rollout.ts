@@ -178,7 +178,7 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
   try {
     while (written < total) {
       const gen = await continueClips(o.pipeline.net, o.pipeline.schedule, o.pipeline.config.objective.prediction, modelContext(), N, Km, F, S, {
-        sampler: o.sampler, steps: o.steps, eta: o.eta, clipX0: true, rng: sampleRng, contextT: o.corrector.contextT?.() ?? 0,
+        sampler: o.sampler, steps: o.steps, eta: o.eta, clipX0: true, rng: sampleRng, contextT: o.corrector.contextT?.() ?? 0, anchors: A,
         onStep: stepHook,
       });
       const take = Math.min(o.chunk, total - written);

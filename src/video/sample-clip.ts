@@ -34,6 +34,8 @@ export interface ContinueOptions {
   startFrom?: { x: Float32Array; t: number };
   /** called at every denoising step of the window (see WindowStep) */
   onStep?: WindowStepHook;
+  /** the first `anchors` context frames are an anchored model's anchors (real frames): always shown clean, at level 0 */
+  anchors?: number;
 }
 
 /**
@@ -93,18 +95,24 @@ export async function continueClips(
   const N = F - K, fr = S * S;
   const size = B * N * fr;
   const ctxT = o.contextT ?? 0;
-  // the context as the model sees it: noised once to its level
+  const A = o.anchors ?? 0;
+  if (!(Number.isInteger(A) && A >= 0 && (A === 0 || A < K))) throw new DriftlabError(`anchors must be an integer in 0..${K - 1} (the context frames less one), got ${o.anchors}`);
+  // the context as the model sees it: noised once to its level (anchors at level 0)
   const ctx = new Float32Array(context.length);
   if (K > 0) {
     const a = Math.sqrt(s.alphasCumprod[ctxT]), c = Math.sqrt(1 - s.alphasCumprod[ctxT]);
+    const a0 = Math.sqrt(s.alphasCumprod[0]), c0 = Math.sqrt(1 - s.alphasCumprod[0]);
     const e = o.rng.normals(context.length);
-    for (let i = 0; i < ctx.length; i++) ctx[i] = a * context[i] + c * e[i];
+    for (let i = 0; i < ctx.length; i++) {
+      const anchor = A > 0 && Math.floor(i / (S * S)) % K < A;
+      ctx[i] = (anchor ? a0 : a) * context[i] + (anchor ? c0 : c) * e[i];
+    }
   }
   const ctxT5 = K > 0 ? tf.tensor5d(ctx, [B, K, S, S, 1]) : null;
   if (o.startFrom && o.startFrom.x.length !== size) throw new DriftlabError(`startFrom holds ${o.startFrom.x.length} values, expected ${size}`);
   const timeRow = (t: number, tc: number) => {
     const r = new Float32Array(B * F);
-    for (let b = 0; b < B; b++) for (let f = 0; f < F; f++) r[b * F + f] = f < K ? tc : t;
+    for (let b = 0; b < B; b++) for (let f = 0; f < F; f++) r[b * F + f] = f < A ? 0 : f < K ? tc : t;
     return r;
   };
   /** raw network output for the targets x [B*N,S,S,1] at t, beside the context c5 [B,K,S,S,1] */

@@ -241,7 +241,7 @@ export class SelfContextPool {
           for (let i = 0; i < L; i++) {
             // an anchored model also sees the given context's first A frames, as a rollout shows them
             const seen = A ? withAnchors(anchorsOf(truth, c0, B, A, T, fr), ctx, B, A, K, fr) : ctx;
-            const out = await continueClips(engine.net, this.m.schedule, this.m.prediction, seen, B, A + K, F, S, { sampler: 'ddim', steps: this.cfg.steps, eta: 0, clipX0: true, rng });
+            const out = await continueClips(engine.net, this.m.schedule, this.m.prediction, seen, B, A + K, F, S, { sampler: 'ddim', steps: this.cfg.steps, eta: 0, clipX0: true, rng, anchors: A });
             for (let b = 0; b < B; b++) {
               const u = toU8(out.subarray(b * N * fr, (b * N + 1) * fr)); // the first target, as a rollout with chunk 1 keeps it
               gen.set(u, ((c0 + b) * L + i) * fr);

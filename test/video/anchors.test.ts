@@ -133,6 +133,29 @@ test('a rollout keeps the given context\'s first frame in the anchor slot, the n
   await bad(4, /--context must be an integer in 1\.\.3 for this 6-frame model \(2 of its context slots are anchors\)/);
 });
 
+test('anchors are never noised: context noise in training and the context level in sampling skip them', async () => {
+  await ensureWasm();
+  const F = 6, K = 5;
+  const b = new ClipStream({ data, seed: 3, batchSize: 16, frames: F, contextFrames: K, maxContextT: 300, T: 1000, anchorFrames: 1, anchorGap: 3 }).next(new Rng(1));
+  const ctxT = new Set<number>();
+  for (let k = 0; k < 16; k++) { assert.is(b.t[k * F], 0, `window ${k}: the anchor at t = 0`); for (let f = 1; f < K; f++) ctxT.add(b.t[k * F + f]); }
+  assert.ok(ctxT.size > 4, 'the newest slots draw context noise levels');
+  const { continueClips } = await import('../../src/video/sample-clip.js');
+  const spy = spyPipeline(1);
+  const ctx = Float32Array.from(new Rng(3).normals(2 * 4 * fr), (v) => Math.tanh(v));
+  await continueClips(spy.pipeline.net, spy.pipeline.schedule, 'v', ctx, 2, 4, 5, S, { sampler: 'ddim', steps: 1, rng: new Rng(0), contextT: 400, anchors: 1 });
+  const w = spy.windows[0];
+  for (let n = 0; n < 2; n++) for (let k = 0; k < 4; k++) {
+    let d = 0;
+    for (let i = 0; i < fr; i++) d = Math.max(d, Math.abs(w[(n * 5 + k) * fr + i] - ctx[(n * 4 + k) * fr + i]));
+    if (k === 0) assert.ok(d < 0.06, `rollout ${n}: the anchor is off the clean frame by ${d}`);
+    else assert.ok(d > 0.5, `rollout ${n}, slot ${k}: not noised to level 400 (off by ${d})`);
+  }
+  let msg = '';
+  try { await continueClips(spy.pipeline.net, spy.pipeline.schedule, 'v', ctx, 2, 4, 5, S, { sampler: 'ddim', steps: 1, rng: new Rng(0), anchors: 4 }); } catch (e) { msg = (e as Error).message; }
+  assert.match(msg, /anchors must be an integer in 0\.\.3/);
+});
+
 test('correctors see an anchored model as a plain one: its first frames shown again as the anchors', async () => {
   await ensureWasm();
   const spy = spyPipeline(1);
