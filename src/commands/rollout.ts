@@ -7,6 +7,7 @@ import { SAMPLERS } from '../diffusion/samplers.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
 import { chain, listCorrectors, makeCorrector } from '../drift/correctors/index.js';
 import { correctorContext } from '../drift/context.js';
+import { anchorFramesOf } from '../diffusion/config.js';
 import { resolveCorrectors } from '../drift/external.js';
 import type { DriftCorrector } from '../drift/corrector.js';
 import { fitAndSave, fittedDir, loadFitted, realClips } from '../drift/fitted.js';
@@ -70,7 +71,7 @@ export const rolloutCommand: CommandModule<any, any> = {
       if (!p.config.model.video) throw new DriftlabError(`${a.ckpt} is an image checkpoint; rollouts need a video checkpoint from 'driftlab train-video'`);
       process.stderr.write(`driftlab: ${p.engine.line}\n`);
       const cfg = parseCorrectorConfig(a.correctorConfig, 'corrector-config', true);
-      const K = a.context === undefined ? p.config.model.video.contextFrames - (p.config.model.video.anchorFrames ?? 0) : Number(a.context);
+      const K = a.context === undefined ? p.config.model.video.contextFrames - anchorFramesOf(p.config.model.video) : Number(a.context);
       const rng = new Rng(a.seed).fork('corrector');
       const ctx = correctorContext(p, rng, K);
       const cs: DriftCorrector[] = [];

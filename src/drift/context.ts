@@ -17,21 +17,35 @@ import type { CorrectorContext } from './corrector.js';
  */
 export function plainView(net: Denoiser, A: number, F: number): Denoiser {
   if (A === 0) return net;
-  const Fp = F - A;
-  const tAll = (t: number | Float32Array, B: number) => {
-    const r = new Float32Array(B * F);
-    for (let b = 0; b < B; b++) for (let f = 0; f < F; f++) r[b * F + f] = typeof t === 'number' ? t : t[b * Fp + Math.max(0, f - A)];
-    return r;
-  };
   return async (x, t, labels) => {
-    const [BF, S, W, C] = x.shape, B = BF / Fp;
-    const wide = tf.tidy(() => { const x5 = x.reshape([B, Fp, S, W, C]); return tf.concat([tf.slice(x5, [0, 0, 0, 0, 0], [B, A, S, W, C]), x5], 1).reshape([B * F, S, W, C]) as tf.Tensor4D; });
+    const B = x.shape[0] / (F - A);
+    const wide = tf.tidy(() => showAnchors(x, A, F));
     let out: tf.Tensor4D;
-    try { out = await net(wide, tAll(t, B), labels); } finally { wide.dispose(); }
-    const y = tf.tidy(() => tf.slice(out.reshape([B, F, S, W, C]), [0, A, 0, 0, 0], [B, Fp, S, W, C]).reshape([B * Fp, S, W, C]) as tf.Tensor4D);
+    try { out = await net(wide, anchorTimes(t, B, A, F), labels); } finally { wide.dispose(); }
+    const y = tf.tidy(() => dropAnchors(out, A, F));
     out.dispose();
     return y;
   };
+}
+
+/** Plain windows [B*(F-A), ...] as anchored ones [B*F, ...]: each window's first A frames again in front (no tidy: differentiable). */
+function showAnchors(x: tf.Tensor4D, A: number, F: number): tf.Tensor4D {
+  const [BF, S, W, C] = x.shape, Fp = F - A, B = BF / Fp;
+  const x5 = x.reshape([B, Fp, S, W, C]);
+  return tf.concat([tf.slice(x5, [0, 0, 0, 0, 0], [B, A, S, W, C]), x5], 1).reshape([B * F, S, W, C]) as tf.Tensor4D;
+}
+
+/** The anchored model's output rows [B*F, ...] back to the plain window's [B*(F-A), ...]. */
+function dropAnchors(y: tf.Tensor4D, A: number, F: number): tf.Tensor4D {
+  const [BF, S, W, C] = y.shape, B = BF / F;
+  return tf.slice(y.reshape([B, F, S, W, C]), [0, A, 0, 0, 0], [B, F - A, S, W, C]).reshape([B * (F - A), S, W, C]) as tf.Tensor4D;
+}
+
+/** One timestep per anchored frame: an anchor takes its window's first frame's. */
+function anchorTimes(t: number | Float32Array, B: number, A: number, F: number): Float32Array {
+  const r = new Float32Array(B * F), Fp = F - A;
+  for (let b = 0; b < B; b++) for (let f = 0; f < F; f++) r[b * F + f] = typeof t === 'number' ? t : t[b * Fp + Math.max(0, f - A)];
+  return r;
 }
 
 export function correctorContext(p: Pipeline, rng: Rng, contextFrames?: number): CorrectorContext {
@@ -49,14 +63,7 @@ export function correctorContext(p: Pipeline, rng: Rng, contextFrames?: number):
       conditioning: v.conditioning ?? 'attention', causal: !!v.causal,
       temporalLayers: v.temporal.filter(Boolean).length + (v.temporalMid ? 1 : 0),
     },
-    differentiable: A === 0 ? differentiable : (window, t) => {
-      // the plain view, differentiable: no tidy, so tf.grad runs through it
-      const [BF, S, W, C] = window.shape, Fp = v.frames - A, B = BF / Fp;
-      const x5 = window.reshape([B, Fp, S, W, C]);
-      const wide = tf.concat([tf.slice(x5, [0, 0, 0, 0, 0], [B, A, S, W, C]), x5], 1).reshape([B * v.frames, S, W, C]) as tf.Tensor4D;
-      const tw = new Float32Array(B * v.frames);
-      for (let b = 0; b < B; b++) for (let f = 0; f < v.frames; f++) tw[b * v.frames + f] = t[b * Fp + Math.max(0, f - A)];
-      return tf.slice(differentiable(wide, tw).reshape([B, v.frames, S, W, C]), [0, A, 0, 0, 0], [B, Fp, S, W, C]).reshape([B * Fp, S, W, C]) as tf.Tensor4D;
-    },
+    // the plain view, differentiable: no tidy, so tf.grad runs through it
+    differentiable: A === 0 ? differentiable : (window, t) => dropAnchors(differentiable(showAnchors(window, A, v.frames), anchorTimes(t, window.shape[0] / (v.frames - A), A, v.frames)), A, v.frames),
   };
 }

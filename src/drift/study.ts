@@ -18,6 +18,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { anchorFramesOf } from '../diffusion/config.js';
 import { loadPipeline, Pipeline } from '../diffusion/pipeline.js';
 import type { SamplerName } from '../diffusion/samplers.js';
 import type { EngineChoice } from '../engine/select.js';
@@ -162,7 +163,7 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
     if (!v) throw new DriftlabError(`${o.ckpt} is an image checkpoint; drift studies need a video checkpoint from 'driftlab train-video'`);
     if (!(p.config.training as any)?.data) throw new DriftlabError(`${o.ckpt} does not record its Moving-MNIST settings; it cannot be compared with ground truth`);
     if (!o.quiet) log(`driftlab: ${p.engine.line}`);
-    const K = o.context ?? v.contextFrames - (v.anchorFrames ?? 0); // the given real frames (anchored models take their anchors from them)
+    const K = o.context ?? v.contextFrames - anchorFramesOf(v); // the given real frames (anchored models take their anchors from them)
     // every corrector made once with its settings before anything rolls out: bad settings, or a
     // corrector that cannot work on this model, fail in one line instead of after the first rollouts
     const checkCtx = correctorContext(p, new Rng(o.seed).fork('check'), K);
