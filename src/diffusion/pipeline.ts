@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineChoice, EngineOptions, createEngine } from '../engine/select.js';
+import { OnnxInputGradSession } from '../engine/onnx-train.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { CheckpointConfig, loadCheckpoint } from './checkpoint.js';
@@ -19,6 +20,12 @@ export interface Pipeline {
   /** the network as the samplers see it, on the chosen engine */
   net: Denoiser;
   engine: { name: 'tfjs' | 'onnx'; line: string; int8Line?: string };
+  /**
+   * onnx engine only: d/dx of a weighted MSE of the network's output, for fixed (float32) weights
+   * (engine/onnx-train.ts OnnxInputGradSession), one session per row count, made on first use and
+   * released with the pipeline. Absent on tfjs, where tf.grad runs through `model`.
+   */
+  inputGrad?: (rows: number) => Promise<OnnxInputGradSession>;
   dispose(): Promise<void>;
 }
 
@@ -48,9 +55,18 @@ export async function loadPipeline(dir: string, weights: 'ema' | 'model' = 'ema'
     model.dispose();
     throw e;
   }
+  const grads = new Map<number, Promise<OnnxInputGradSession>>();
+  const inputGrad = (rows: number) => {
+    if (!grads.has(rows)) grads.set(rows, OnnxInputGradSession.create(ck.config.model, model.layout, flat, rows, ck.config.model.video?.frames, { threads: o.threads }));
+    return grads.get(rows)!;
+  };
   return {
     config: ck.config, schedule: makeSchedule(ck.config.schedule), model, net: engine.net, engine: { name: engine.name, line: engine.line, int8Line: engine.int8Line },
-    dispose: async () => { await engine.dispose(); model.dispose(); },
+    inputGrad: engine.name === 'onnx' ? inputGrad : undefined,
+    dispose: async () => {
+      for (const s of grads.values()) await (await s.catch(() => null))?.release();
+      await engine.dispose(); model.dispose();
+    },
   };
 }
 

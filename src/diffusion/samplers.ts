@@ -86,6 +86,14 @@ export function predictX0Eps(pred: Prediction, out: tf.Tensor4D, x: tf.Tensor4D,
   return { x0: tf.sub(tf.mul(x, a), tf.mul(out, c)), eps: tf.add(tf.mul(x, c), tf.mul(out, a)) };
 }
 
+/** x0 = a x_t + b out at abar, for each prediction type (predictX0Eps is linear in x_t and the output). */
+export function x0Coefficients(pred: Prediction, abar: number): { a: number; b: number } {
+  const a = Math.sqrt(abar), c = Math.sqrt(1 - abar);
+  if (pred === 'epsilon') return { a: 1 / a, b: -c / a };
+  if (pred === 'x0') return { a: 0, b: 1 };
+  return { a, b: -c };
+}
+
 /**
  * An estimate pair for x_t at timestep t: the predicted clean sample and the noise. In-loop
  * correctors (src/drift/corrector.ts) may replace either before the update is taken.

@@ -65,5 +65,10 @@ export function correctorContext(p: Pipeline, rng: Rng, contextFrames?: number):
     },
     // the plain view, differentiable: no tidy, so tf.grad runs through it
     differentiable: A === 0 ? differentiable : (window, t) => dropAnchors(differentiable(showAnchors(window, A, v.frames), anchorTimes(t, window.shape[0] / (v.frames - A), A, v.frames)), A, v.frames),
+    // anchored models (concat conditioning) have no gradient a corrector uses; they keep tfjs
+    inputGrad: p.inputGrad && A === 0 ? async (window, t, target, w) => {
+      const fr = p.config.model.sampleSize ** 2, rows = window.length / fr;
+      return (await (await p.inputGrad!(rows)).inputGrad({ xt: window, t, target, w })).grad;
+    } : undefined,
   };
 }

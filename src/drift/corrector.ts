@@ -75,6 +75,13 @@ export interface CorrectorContext {
    * correctors that need a gradient through the denoiser (reconstruction guidance).
    */
   differentiable?: (window: Tensor4D, t: Float32Array) => Tensor4D;
+  /**
+   * On the onnx engine: d/d window of mean_n w_n mean_d (net(window)_n - target_n)^2, window and
+   * target [B*F, S, S, 1] flat, t and w one per frame, from one onnxruntime run of an
+   * input-gradient graph (engine/train-graph.ts). Correctors that need a gradient through the
+   * denoiser use it when present, else tf.grad through `differentiable`. Absent on tfjs.
+   */
+  inputGrad?: (window: Float32Array, t: Float32Array, target: Float32Array, w: Float32Array) => Promise<Float32Array>;
 }
 
 export interface DriftCorrector {

@@ -157,6 +157,36 @@ export class OnnxGradSession {
   release(): Promise<void> { return this.session.release(); }
 }
 
+/**
+ * The gradient of the same weighted MSE with respect to the network's input x, for fixed
+ * parameters (train-graph.ts wrt 'input'): one forward and one backward pass in one run, the
+ * parameters fed as onnxruntime tensors made once. For in-loop guidance
+ * (drift/correctors/reconstruction-guidance.ts), where it replaces a backward pass on tfjs.
+ */
+export class OnnxInputGradSession {
+  private constructor(private readonly ort: Ort, private readonly session: Session, readonly config: UNetConfig, readonly rows: number, private readonly params: Record<string, OrtTensor>) {}
+
+  /** params: flat (layout order), copied into tensors kept for the session's life */
+  static async create(config: UNetConfig, layout: FlatLayout, params: Float32Array, rows: number, frames?: number, o: OnnxTrainOptions = {}): Promise<OnnxInputGradSession> {
+    const nchwcBlock = await trainGraphBlock(o);
+    const { ort, session } = await openSession(buildTrainGraph(config, { rows, frames, nchwcBlock, wrt: 'input' }).bytes, o);
+    const feeds: Record<string, OrtTensor> = {};
+    layout.specs.forEach((s, i) => {
+      const n = s.shape.reduce((a, q) => a * q, 1);
+      feeds[`p:${s.name}`] = new ort.Tensor('float32', params.slice(layout.offsets[i], layout.offsets[i] + n), s.shape);
+    });
+    return new OnnxInputGradSession(ort, session, config, rows, feeds);
+  }
+
+  /** loss = mean_n w_n mean_d (net(x)_n - target_n)^2 and d loss / d x (flat, like b.xt) */
+  async inputGrad(b: GraphBatch): Promise<{ loss: number; grad: Float32Array }> {
+    const r = await this.session.run({ ...batchFeeds(this.ort, this.config, this.rows, b), ...this.params });
+    return { loss: (r.loss.data as Float32Array)[0], grad: r['g:x'].data as Float32Array };
+  }
+
+  release(): Promise<void> { return this.session.release(); }
+}
+
 export const SLOTS = ['p', 'm', 'v', 'ema'] as const;
 export type Slot = (typeof SLOTS)[number];
 

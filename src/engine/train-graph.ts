@@ -12,7 +12,7 @@
  *   max_norm (Infinity = no clipping), decay = 1 - lr wd, step_size = lr / (1 - b1^t),
  *   sqrt_bc2 = sqrt(1 - b2^t), ema_d, ema_c = 1 - ema_d
  * Outputs
- *   loss [];  gradient graphs: g:NAME;  optimizer graphs: grad_norm [] (before clipping) and
+ *   loss [];  gradient graphs: g:NAME;  input-gradient graphs (wrt 'input'): g:x [N,S,S,Cin];  optimizer graphs: grad_norm [] (before clipping) and
  *   new_p:NAME, new_m:NAME, new_v:NAME, new_ema:NAME
  *
  * buildOptimizerGraph: the optimizer part alone (data-parallel training, engine/onnx-train-dp.ts:
@@ -47,6 +47,12 @@ export interface TrainGraphOptions {
   frames?: number;
   /** include clipping, AdamW and EMA (else the graph outputs the gradients) */
   adam?: AdamWConfig;
+  /**
+   * what the gradient is taken with respect to: the parameters (training; default) or the input x
+   * (an input-gradient graph: outputs loss and g:x, the parameters are plain inputs; in-loop
+   * guidance, drift/correctors/reconstruction-guidance.ts). Not with adam.
+   */
+  wrt?: 'params' | 'input';
   /** conv gradient formulations (default: the measured choice, onnx-train-ops.ts defaultConvGrad) */
   convGrad?: ConvGradPolicy;
   /**
@@ -71,23 +77,26 @@ export function buildTrainGraph(config: UNetConfig, o: TrainGraphOptions): Train
   g.nchwcBlock = o.nchwcBlock ?? 0;
   const tape = new Tape(g);
   const N = o.rows, S = config.sampleSize;
+  const wrtInput = o.wrt === 'input';
+  if (wrtInput && o.adam) throw new Error('buildTrainGraph: an input-gradient graph has no optimizer');
   const P = new Map<string, Var<GVal>>();
-  for (const s of specs) P.set(s.name, tape.leaf(g.input(`p:${s.name}`, s.shape), true));
-  const x = tape.leaf(g.input('x', [N, S, S, config.inChannels]), false);
+  for (const s of specs) P.set(s.name, tape.leaf(g.input(`p:${s.name}`, s.shape), !wrtInput));
+  const x = tape.leaf(g.input('x', [N, S, S, config.inChannels]), wrtInput);
   const t = tape.leaf(g.input('t', [N]), false);
   const labels = config.numClasses > 0 ? tape.leaf(g.input('labels', [N], 'int64'), false) : undefined;
   const target = tape.leaf(g.input('target', [N, S, S, config.outChannels]), false);
   const w = tape.leaf(g.input('w', [N]), false);
   const out = g.within('fwd', () => modelApply(tape, P, config, x, t, labels, o.frames));
   const loss = g.within('loss', () => weightedMse(tape, out, target, w));
-  const grads = g.within('bwd', () => tape.gradients(loss, specs.map((s) => P.get(s.name)!)));
+  const grads = g.within('bwd', () => tape.gradients(loss, wrtInput ? [x] : specs.map((s) => P.get(s.name)!)));
   g.output(loss.v, 'loss');
-  if (!o.adam) specs.forEach((s, i) => g.output(grads[i], `g:${s.name}`));
+  if (wrtInput) g.output(grads[0], 'g:x');
+  else if (!o.adam) specs.forEach((s, i) => g.output(grads[i], `g:${s.name}`));
   else g.within('opt', () => adamInGraph(g, specs.map((s, k) => ({ name: s.name, shape: s.shape, p: P.get(s.name)!.v, g: grads[k] })), o.adam!));
   const bytes = encodeModel({
     irVersion: ONNX_IR_VERSION, opsetImports: [{ domain: '', version: ONNX_OPSET }, ...(g.usedNchwc ? [{ domain: NCHWC_DOMAIN, version: 1 }] : [])],
-    producerName: 'driftlab', producerVersion: '', docString: `driftlab training ${o.adam ? 'step' : 'gradient'} graph, ${N} rows`,
-    graph: g.graph(o.adam ? 'driftlab_train_step' : 'driftlab_train_grad'), metadata: { 'driftlab.model': JSON.stringify(config) },
+    producerName: 'driftlab', producerVersion: '', docString: `driftlab training ${o.adam ? 'step' : wrtInput ? 'input-gradient' : 'gradient'} graph, ${N} rows`,
+    graph: g.graph(o.adam ? 'driftlab_train_step' : wrtInput ? 'driftlab_input_grad' : 'driftlab_train_grad'), metadata: { 'driftlab.model': JSON.stringify(config) },
   });
   return { bytes, names: specs.map((s) => s.name), nodes: g.nodes.length, taped: tape.size };
 }

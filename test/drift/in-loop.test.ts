@@ -17,6 +17,7 @@ import { makeCorrector } from '../../src/drift/correctors/index.js';
 import { correctorContext } from '../../src/drift/context.js';
 import { predictX0Eps } from '../../src/diffusion/samplers.js';
 import { Rng } from '../../src/util/rng.js';
+import { Pipeline, loadPipeline } from '../../src/diffusion/pipeline.js';
 
 const dir = tempDir('driftlab-inloop-');
 const tiny = tinyVideoPipeline(dir);
@@ -32,8 +33,8 @@ async function roll(out: string, corrector: string, config: Record<string, unkno
 }
 
 /** one window through continueClips with a corrector's hook (or none), seeded identically */
-async function window(corrector: string | null, config: Record<string, unknown>, o: { steps?: number; startT?: number; clipX0?: boolean } = {}) {
-  const p = await tiny.pipeline();
+async function window(corrector: string | null, config: Record<string, unknown>, o: { steps?: number; startT?: number; clipX0?: boolean; pipeline?: Pipeline } = {}) {
+  const p = o.pipeline ?? (await tiny.pipeline());
   const c = corrector ? makeCorrector(corrector, correctorContext(p, new Rng(3), K), config) : null;
   c?.reset(context, B, K);
   const onStep: WindowStepHook | undefined = c?.denoiseStep ? (s) => c.denoiseStep!(s, { generated: 0, recent: () => [] }) : undefined;
@@ -126,6 +127,31 @@ test('reconstruction-guidance: the x0 shift is -(scale sqrt(abar)/2) grad of the
   assert.ok(Math.abs(dir) > 1e-3, `directional derivative ${dir} too small to test`);
   assert.ok(Math.abs(fd / (2 * h) - dir) < 0.05 * Math.abs(dir), `finite difference ${fd / (2 * h)} vs the corrector's gradient ${dir}`);
   za.dispose();
+});
+
+test('reconstruction-guidance on the onnx engine (an input-gradient graph, no tfjs backward pass) = the tfjs rule', async () => {
+  await tiny.pipeline();
+  const onnx = await loadPipeline(tiny.ckpt, 'ema', { engine: 'onnx', threads: 1 });
+  try {
+    assert.ok(correctorContext(onnx, new Rng(0), K).inputGrad, 'the onnx pipeline gives correctors an input gradient');
+    assert.not.ok(correctorContext(await tiny.pipeline(), new Rng(0), K).inputGrad, 'tfjs keeps tf.grad');
+    const t = 400, scale = 3;
+    const shift = async (pipeline?: Pipeline) => {
+      const plain = await window(null, {}, { startT: t, clipX0: false, pipeline });
+      const got = await window('reconstruction-guidance', { scale }, { startT: t, clipX0: false, pipeline });
+      return plain.map((v, i) => v - got[i]);
+    };
+    const ref = await shift(), got = await shift(onnx);
+    let dd = 0, rr = 0;
+    for (let i = 0; i < ref.length; i++) { dd += (got[i] - ref[i]) ** 2; rr += ref[i] ** 2; }
+    assert.ok(Math.sqrt(rr) > 1e-3, `the tfjs shift ${Math.sqrt(rr)} is too small to compare`);
+    assert.ok(Math.sqrt(dd / rr) < 1e-3, `onnx shift differs from tfjs by ${Math.sqrt(dd / rr)} (relative)`);
+    const before = tf.memory().numTensors;
+    await window('reconstruction-guidance', { scale }, { steps: 3, pipeline: onnx });
+    assert.is(tf.memory().numTensors, before, 'the onnx path leaks tensors');
+  } finally {
+    await onnx.dispose();
+  }
 });
 
 test('anchor: strength 1 gives x0 rank-matched to the initial context (values from it, order from the plain x0)', async () => {
