@@ -31,35 +31,35 @@ export function modelFrameSize(data: MovingMnistConfig & { pool: number }): numb
 
 /** Frames [start, start+F) of clip k as float32 [F*S*S] in [-1,1]. */
 export function clipWindow(mm: MovingMnist, pool: number, k: number, F: number, start = 0, jitter?: WindowJitter): Float32Array {
-  const S0 = mm.config.size, S = S0 / pool;
+  const perturb = jitter && ((t: number) => (t >= start && t - start < jitter.frames ? Float64Array.from(jitter.rng.normals(2 * mm.config.digits), (v) => v * jitter.sigma) : undefined));
+  return renderFrames(mm, pool, k, Array.from({ length: F }, (_, f) => start + f), perturb);
+}
+
+/**
+ * Frames frames[j] of clip k into slot j, as float32 [frames.length*S*S] in [-1,1]: the clip is
+ * rendered once, up to the last frame asked for. perturb(t) may displace frame t's digits
+ * (MovingMnist clip.next), called once per rendered frame, in order.
+ */
+function renderFrames(mm: MovingMnist, pool: number, k: number, frames: number[], perturb?: (t: number) => Float64Array | undefined): Float32Array {
+  const S0 = mm.config.size, S = S0 / pool, fr = S * S;
   const clip = mm.clip(k, false);
   const buf = new Uint8Array(S0 * S0);
-  const out = new Float32Array(F * S * S);
-  for (let t = 0; t < start + F; t++) {
-    const f = t - start;
-    clip.next(buf, jitter && f >= 0 && f < jitter.frames ? Float64Array.from(jitter.rng.normals(2 * mm.config.digits), (v) => v * jitter.sigma) : undefined);
-    if (t >= start) poolFrame(buf, S0, pool, out, (t - start) * S * S);
+  const out = new Float32Array(frames.length * fr);
+  const end = frames.reduce((m, f) => Math.max(m, f + 1), 0);
+  for (let t = 0; t < end; t++) {
+    clip.next(buf, perturb?.(t));
+    frames.forEach((f, j) => { if (f === t) poolFrame(buf, S0, pool, out, j * fr); });
   }
   return out;
 }
 
 /**
  * An anchored window (ClipStreamOptions.anchorFrames) of clip k: frames 0..A-1, then frames
- * s..s+F-A-1, as float32 [F*S*S] in [-1,1]. The clip is rendered once: the anchors come first.
+ * s..s+F-A-1, as float32 [F*S*S] in [-1,1].
  */
 export function anchoredWindow(mm: MovingMnist, pool: number, k: number, F: number, A: number, s: number): Float32Array {
   if (!(Number.isInteger(A) && A >= 1 && A < F && Number.isInteger(s) && s >= 0)) throw new DriftlabError(`anchored window: need 1 <= A < F and s >= 0, got A ${A}, F ${F}, s ${s}`);
-  const S0 = mm.config.size, S = S0 / pool, fr = S * S;
-  const clip = mm.clip(k, false);
-  const buf = new Uint8Array(S0 * S0);
-  const out = new Float32Array(F * fr);
-  const end = Math.max(A, s + F - A);
-  for (let t = 0; t < end; t++) {
-    clip.next(buf);
-    if (t < A) poolFrame(buf, S0, pool, out, t * fr);
-    if (t >= s && t < s + F - A) poolFrame(buf, S0, pool, out, (A + t - s) * fr);
-  }
-  return out;
+  return renderFrames(mm, pool, k, Array.from({ length: F }, (_, j) => (j < A ? j : s + j - A)));
 }
 
 /**
