@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { initBackend, BackendName } from '../backend.js';
 import { SAMPLERS } from '../diffusion/samplers.js';
+import { VIDEO_ETA, checkEta } from '../video/sample-clip.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
 import { resolveCorrectors } from '../drift/external.js';
 import { DEFAULT_CORRECTORS, runDriftStudy } from '../drift/study.js';
@@ -30,7 +31,7 @@ export const driftCommand: CommandModule<any, any> = {
     .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call' })
     .option('sampler', { choices: SAMPLERS, default: 'ddim' })
     .option('steps', { type: 'number', default: 20, describe: 'denoising steps per model call' })
-    .option('eta', { type: 'number', default: 0 })
+    .option('eta', { type: 'number', default: VIDEO_ETA, describe: 'DDIM eta: 0 deterministic, 1 DDPM-like noise (the video default: it tracks longer, docs/EXPERIMENTS.md "Sampler noise")' })
     .option('fvd-horizons', { type: 'string', default: '0,100,1000,10000', describe: 'generated-frame indices where FVD windows start (those beyond the horizon are skipped)' })
     .option('frechet-bin', { type: 'number', describe: 'frames per bin of the Frechet frame distance curve (default: horizon/25, at least 4)' })
     .option('report-frames', { type: 'string', default: '10,100,1000,10000', describe: 'frames of the summary table (the last frame is always added)' })
@@ -50,7 +51,7 @@ export const driftCommand: CommandModule<any, any> = {
     const r = await runDriftStudy({
       ckpt: a.ckpt, correctors, correctorConfig: parseCorrectorConfig(a.correctorConfig),
       horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), out: a.out, resume: a.resume,
-      context: a.context, chunk: positiveInt('chunk', a.chunk), sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: a.eta, seed: a.seed,
+      context: a.context, chunk: positiveInt('chunk', a.chunk), sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: checkEta(a.eta), seed: a.seed,
       engine: a.engine, threads: a.threads, fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons),
       frechetBin: a.frechetBin === undefined ? undefined : positiveInt('frechet-bin', a.frechetBin),
       reportFrames: parseIntList('report-frames', a.reportFrames, 1), refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips),

@@ -10,6 +10,7 @@ import { parseCorrectorConfig, positiveInt } from './common.js';
 import { parseIntList } from './drift.js';
 import { listCorrectors } from '../drift/correctors/index.js';
 import { resolveCorrectors } from '../drift/external.js';
+import { VIDEO_ETA, checkEta } from '../video/sample-clip.js';
 
 const list = (s: string) => String(s).split(',').map((v) => Number(v.trim())).filter((v) => Number.isFinite(v));
 const log = (l: string) => process.stderr.write(`${l}\n`);
@@ -101,6 +102,7 @@ const driftVsHorizon: CommandModule<any, any> = {
     .option('correctors', { type: 'string', default: 'none,renoise,kalman,controller', describe: `comma-separated (a+b chains): ${listCorrectors().map((c) => c.name).join(', ')}, or a module file/package` })
     .option('horizon', { type: 'number', default: 1000, describe: 'frames per rollout' })
     .option('chunk', { type: 'number', default: 1, describe: 'frames kept per model call' })
+    .option('eta', { type: 'number', default: VIDEO_ETA, describe: 'DDIM eta: 0 deterministic, 1 DDPM-like noise (the video default: it tracks longer, docs/EXPERIMENTS.md "Sampler noise")' })
     .option('corrector-config', { type: 'string', describe: 'JSON per corrector, as for driftlab drift: {"history-guidance": {"w": 1.5}, "anchor": {"t": 200, "strength": 0.5}}' })
     .option('fit-clips', { type: 'number', default: 200, describe: 'real clips to fit a corrector on when it has no fitted folder' })
     .option('fvd-horizons', { type: 'string', default: '0,100,1000,10000', describe: 'frames where FVD windows start (those that do not fit are skipped)' }),
@@ -110,7 +112,7 @@ const driftVsHorizon: CommandModule<any, any> = {
     const { DEFAULT_VIDEO_CKPT } = await import('./demo.js');
     const r = await run({
       ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: await resolveCorrectors(String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)),
-      horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), chunk: positiveInt('chunk', a.chunk), seed: a.seed,
+      horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), eta: checkEta(a.eta), chunk: positiveInt('chunk', a.chunk), seed: a.seed,
       engine: a.engine, root: a.root, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), log,
       correctorConfig: parseCorrectorConfig(a.correctorConfig), fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons), fitClips: positiveInt('fit-clips', a.fitClips),
     });

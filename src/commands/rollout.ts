@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { initBackend, BackendName } from '../backend.js';
 import { loadPipeline } from '../diffusion/pipeline.js';
 import { SAMPLERS } from '../diffusion/samplers.js';
+import { VIDEO_ETA, checkEta } from '../video/sample-clip.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
 import { chain, listCorrectors, makeCorrector } from '../drift/correctors/index.js';
 import { correctorContext } from '../drift/context.js';
@@ -55,7 +56,7 @@ export const rolloutCommand: CommandModule<any, any> = {
     .option('corrector-config', { type: 'string', describe: 'JSON settings: {"renoise": {"t": 200}} (or the settings of a single corrector)' })
     .option('sampler', { choices: SAMPLERS, default: 'ddim' })
     .option('steps', { type: 'number', default: 20, describe: 'denoising steps per model call' })
-    .option('eta', { type: 'number', default: 0 })
+    .option('eta', { type: 'number', default: VIDEO_ETA, describe: 'DDIM eta: 0 deterministic, 1 DDPM-like noise (the video default: it tracks longer, docs/EXPERIMENTS.md "Sampler noise")' })
     .option('engine', { choices: ENGINE_CHOICES, default: 'auto' })
     .option('threads', { type: 'number' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue a killed (or shorter) rollout in --out' })
@@ -84,7 +85,7 @@ export const rolloutCommand: CommandModule<any, any> = {
       }
       const r = await rollout({
         pipeline: p, corrector: chain(cs), out: a.out, resume: a.resume, checkpoint: a.ckpt, correctorRng: rng,
-        rollouts: a.rollouts, horizon: a.horizon, context: K, chunk: a.chunk, sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: a.eta, seed: a.seed,
+        rollouts: a.rollouts, horizon: a.horizon, context: K, chunk: a.chunk, sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: checkEta(a.eta), seed: a.seed,
       });
       process.stdout.write(`${a.rollouts} rollouts to frame ${r.frames} (${names.join(',')}) in ${r.seconds.toFixed(1)} s -> ${a.out}/ (frames.npy, truth.npy: uint8 [T,N,S,S])\n`);
       if (a.video) await writeRolloutVideo(a.out, a.video, positiveInt('video-frames', a.videoFrames), a.fps);

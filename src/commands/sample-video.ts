@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { initBackend, BackendName } from '../backend.js';
 import { loadPipeline } from '../diffusion/pipeline.js';
 import { SAMPLERS } from '../diffusion/samplers.js';
+import { VIDEO_ETA, checkEta } from '../video/sample-clip.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { encodeNpy } from '../io/npy.js';
@@ -43,7 +44,7 @@ export const sampleVideoCommand: CommandModule<any, any> = {
     .option('source', { type: 'string', default: 'moving-mnist', describe: "'moving-mnist' (generated, test digits, --seed) or a .npy of uint8 [N,T,H,W]" })
     .option('sampler', { choices: SAMPLERS, default: 'ddim' })
     .option('steps', { type: 'number', default: 50 })
-    .option('eta', { type: 'number', default: 0 })
+    .option('eta', { type: 'number', default: VIDEO_ETA, describe: 'DDIM eta: 0 deterministic, 1 DDPM-like noise (the video default: it tracks longer, docs/EXPERIMENTS.md "Sampler noise")' })
     .option('engine', { choices: ENGINE_CHOICES, default: 'auto', describe: 'forward engine' })
     .option('threads', { type: 'number', describe: 'onnx intra-op threads (default: all cores)' })
     .option('fps', { type: 'number', default: 4, describe: 'frames per second of the GIF/MP4' })
@@ -78,7 +79,7 @@ export const sampleVideoCommand: CommandModule<any, any> = {
       for (let n = 0; n < N; n++) context.set(truth.subarray(n * F * S * S, (n * F + K) * S * S), n * K * S * S);
       const t0 = performance.now();
       const gen = await continueClips(p.net, p.schedule, p.config.objective.prediction, context, N, K, F, S, {
-        sampler: a.sampler, steps, eta: a.eta, clipX0: true, rng: new Rng(a.seed).fork('sample-video'),
+        sampler: a.sampler, steps, eta: checkEta(a.eta), clipX0: true, rng: new Rng(a.seed).fork('sample-video'),
       });
       const seconds = (performance.now() - t0) / 1000;
       const full = truth.slice(); // context frames as given, then the generated ones
@@ -90,7 +91,7 @@ export const sampleVideoCommand: CommandModule<any, any> = {
       const to01 = (v: Float32Array) => Float32Array.from(v, (x) => Math.max(0, Math.min(1, (x + 1) / 2)));
       const m = frameMetrics({ data: to01(full), n: N, t: F, h: S, w: S }, { data: to01(truth), n: N, t: F, h: S, w: S });
       const run = {
-        checkpoint: path.resolve(a.ckpt), clips: N, frames: F, context: K, sampler: a.sampler, steps, eta: a.eta, seed: a.seed,
+        checkpoint: path.resolve(a.ckpt), clips: N, frames: F, context: K, sampler: a.sampler, steps, eta: checkEta(a.eta), seed: a.seed,
         source: a.source, engine: p.engine.line, seconds, perFrame: { mse: m.mse, ssim: m.ssim },
         note: 'frames 0..K-1 are the given context; metrics against the ground-truth continuation, pixel range [0,1]',
       };

@@ -26,6 +26,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { modelId, rollout } from '../video/rollout.js';
+import { VIDEO_ETA, checkEta } from '../video/sample-clip.js';
 import { BASELINES, writeBaselineRun } from './baselines.js';
 import { correctorContext } from './context.js';
 import type { DriftCorrector } from './corrector.js';
@@ -45,6 +46,7 @@ export interface DriftStudyOptions {
   context?: number;
   sampler?: SamplerName;
   steps?: number;
+  /** DDIM eta (default VIDEO_ETA, 1) */
   eta?: number;
   seed: number;
   engine?: EngineChoice;
@@ -152,6 +154,7 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
     // settings for a corrector that does not run (a typo, or a module's file path instead of its name) would be dropped silently
     if (!used.has(k)) throw new DriftlabError(`--corrector-config has settings for '${k}', which is not among the correctors (${[...used].join(', ')}); key settings by corrector name${/[\\/]|\.[cm]?js$/.test(k) ? " (a module's settings go under its exported name, not its file path)" : ''}`);
   }
+  checkEta(o.eta ?? VIDEO_ETA);
   const studyPath = path.join(o.out, 'study.json');
   if (fs.existsSync(studyPath) && !o.resume) throw new DriftlabError(`${o.out} already holds a drift study; pass --resume to continue it, or choose a new --out`);
   if (!fs.existsSync(studyPath) && ['rollouts', 'metrics.jsonl', 'report.html'].some((f) => fs.existsSync(path.join(o.out, f)))) {
@@ -170,7 +173,7 @@ export async function runDriftStudy(o: DriftStudyOptions): Promise<DriftStudyRes
     for (const n of used) makeCorrector(n, checkCtx, { ...(o.correctorConfig?.[n] ?? {}) });
     const settings = {
       rollouts: o.rollouts, horizon: o.horizon, context: K, chunk: o.chunk ?? 1, sampler: o.sampler ?? 'ddim' as SamplerName,
-      steps: o.steps ?? 20, eta: o.eta ?? 0, seed: o.seed,
+      steps: o.steps ?? 20, eta: o.eta ?? VIDEO_ETA, seed: o.seed,
     };
     fs.mkdirSync(o.out, { recursive: true });
     const study = {

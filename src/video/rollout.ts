@@ -30,7 +30,7 @@ import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { poolFrame } from './clips.js';
 import { fromU8, toU8 } from './frames8.js';
-import { WindowStep, continueClips } from './sample-clip.js';
+import { WindowStep, checkEta, continueClips } from './sample-clip.js';
 
 export interface RolloutSettings {
   rollouts: number;
@@ -84,6 +84,7 @@ export async function rollout(o: RolloutOptions): Promise<{ frames: number; seco
   if (!Number.isInteger(o.horizon) || o.horizon < 1 || o.horizon > 10_000_000) throw new DriftlabError(`--horizon must be an integer in 1..10000000, got ${o.horizon}`);
   if (!Number.isInteger(N) || N < 1 || N > 1024) throw new DriftlabError(`--rollouts must be an integer in 1..1024, got ${o.rollouts}`);
   if (!Number.isInteger(o.chunk) || o.chunk < 1 || o.chunk > F - Km) throw new DriftlabError(`--chunk must be an integer in 1..${F - Km} (the model's target frames with ${K} context${A ? ` and ${A} anchor${A > 1 ? 's' : ''}` : ''}), got ${o.chunk}`);
+  checkEta(o.eta);
   const data = (o.pipeline.config.training as any)?.data;
   if (!data) throw new DriftlabError(`${o.checkpoint} does not record its Moving-MNIST settings; it cannot be rolled out against ground truth`);
   const run = {

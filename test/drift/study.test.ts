@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { tinyVideoPipeline } from '../helpers/video.js';
 import { rejectsDriftlab, tempDir } from '../helpers/common.js';
 import { runDriftStudy, type DriftStudyOptions } from '../../src/drift/study.js';
+import { VIDEO_ETA } from '../../src/video/sample-clip.js';
 import { readNpy } from '../../src/io/npy.js';
 import { decodeGif } from '../../src/video/writers.js';
 import { decodePng } from '../../src/plot/png.js';
@@ -71,6 +72,19 @@ test('per-frame metrics equal a float64 recomputation from the stored frames', a
   assert.is(curves.length, (RUNS.length + 1) * 2, 'bins of 3 frames over 6, per corrector, baseline and truth');
   const fvd = lines.filter((l) => l.metric === 'fvd');
   assert.ok(fvd.every((l) => l.horizon !== 100 || l.value === null), 'a horizon beyond the rollout is skipped, not zero');
+});
+
+test('video rollouts sample with DDIM eta VIDEO_ETA (1) unless told: recorded in study.json and every rollout; the noise is drawn', async () => {
+  assert.is(VIDEO_ETA, 1);
+  const study = JSON.parse(fs.readFileSync(path.join(out, 'study.json'), 'utf8'));
+  assert.is(study.eta, 1);
+  for (const c of CORRECTORS) assert.is(JSON.parse(fs.readFileSync(path.join(out, 'rollouts', c, 'run.json'), 'utf8')).eta, 1, c);
+  // eta 0 is another sampler: same seed, other frames (the default really adds noise)
+  const det = path.join(dir, 'eta0');
+  await runDriftStudy(opts(det, { correctors: ['none'], correctorConfig: {}, eta: 0 }));
+  assert.is(JSON.parse(fs.readFileSync(path.join(det, 'rollouts', 'none', 'run.json'), 'utf8')).eta, 0);
+  const a = fs.readFileSync(path.join(det, 'rollouts', 'none', 'frames.npy')), b = fs.readFileSync(path.join(out, 'rollouts', 'none', 'frames.npy'));
+  assert.not.ok(a.equals(b), 'eta 0 and eta 1 gave the same frames');
 });
 
 test('summary.json and summary.csv agree and name the metrics for what they are', () => {
@@ -159,6 +173,7 @@ test('bad input: unknown corrector, duplicates, a foreign folder, an image check
   await rejectsDriftlab(runDriftStudy(opts(path.join(dir, 'bad2'), { correctors: ['none', 'none'] })), /twice/);
   await rejectsDriftlab(runDriftStudy(opts(out)), /already holds a drift study.*--resume/);
   await rejectsDriftlab(runDriftStudy(opts(path.join(dir, 'bad3'), { correctors: ['none', 'copy-last'] })), /'copy-last' is a baseline/);
+  for (const eta of [-0.1, 1.5, NaN]) await rejectsDriftlab(runDriftStudy(opts(path.join(dir, `bad-eta${eta}`), { correctors: ['none'], correctorConfig: {}, eta })), /--eta must be a number in \[0, 1\]/);
   assert.not.ok(fs.existsSync(path.join(dir, 'bad3')), 'nothing written');
 });
 
