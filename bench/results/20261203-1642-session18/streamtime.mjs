@@ -1,0 +1,11 @@
+const root = process.argv[2];
+const { ClipStream } = await import(`${root}/src/video/clips.js`);
+const { getVideoPreset } = await import(`${root}/src/video/presets.js`);
+const { Rng } = await import(`${root}/src/util/rng.js`);
+const p = getVideoPreset('mmnist-small');
+const s = new ClipStream({ data: p.data, seed: 0, batchSize: 32, frames: 9, contextFrames: 8, maxContextT: 0, T: 1000, contextDropout: 0.1 });
+const rng = new Rng(1);
+for (let i = 0; i < 5; i++) s.next(rng);
+const t0 = performance.now();
+for (let i = 0; i < 80; i++) s.next(rng);
+console.log(root, ((performance.now() - t0) / 80).toFixed(2), 'ms per batch');
