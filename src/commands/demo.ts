@@ -18,6 +18,7 @@ import { positiveInt, runId } from './common.js';
 import { parseCorrectorConfig } from './common.js';
 import { DEFAULT_IMAGE_CKPT, PACKAGE_ROOT } from './quickstart.js';
 import { engineOption, labelsFor } from './sample.js';
+import { VIDEO_ETA } from '../video/sample-clip.js';
 
 export const DEFAULT_VIDEO_CKPT = path.join(PACKAGE_ROOT, 'checkpoints', 'mmnist-small');
 
@@ -81,7 +82,7 @@ export const demoCommand: CommandModule<any, any> = {
     const seconds = (Date.now() - started) / 1000;
     await writeFileAtomic(path.join(dir, 'demo.json'), JSON.stringify({ seconds, tiny, backend: info.line, node: process.version, correctors, horizon, rollouts, steps, chunk }, null, 2) + '\n');
     process.stdout.write([
-      `driftlab demo: ${correctors.length} correctors x ${rollouts} rollouts x ${horizon} frames (DDIM ${steps} steps per model call, ${chunk} frames kept per call) in ${seconds.toFixed(0)} s`,
+      `driftlab demo: ${correctors.length} correctors x ${rollouts} rollouts x ${horizon} frames (DDIM ${steps} steps per model call at eta ${VIDEO_ETA}, ${chunk} frame${chunk > 1 ? 's' : ''} kept per call) in ${seconds.toFixed(0)} s`,
       '', r.table,
       `MSE, SSIM against the simulator's continuation (frames in [0,1]); traj px = digit position error in canvas pixels;`,
       `FrechetFD = Frechet frame distance with the driftlab Moving-MNIST frame encoder, FVD = with the driftlab clip encoder`,
