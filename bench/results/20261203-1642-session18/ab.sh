@@ -1,5 +1,5 @@
 #!/bin/bash
-# A/B of the training loop and the rollout path: old = session 17's start (86d9efb), new = this tree (dist15); alone (the ablation stopped)
+# A/B of the training loop and the rollout path: old = session 17's start (86d9efb), new = this tree (NEW_BUILD); alone (the ablation stopped)
 cd REPO
 # pairs 1-3 ran as `./ab.sh`; pairs 4-6 ran as ab2.sh, which is `PAIRS="4 5 6" ORDER="new old" TRAIN_ONLY=1 ./ab.sh`
 # (merged into this file afterwards; the commands are the same), output in ab2.out
