@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import type { EngineChoice } from '../src/engine/select.js';
 import { DEFAULT_CORRECTORS, runDriftStudy } from '../src/drift/study.js';
-import { VIDEO_ETA } from '../src/video/sample-clip.js';
+import { VIDEO_ETA, checkEta } from '../src/video/sample-clip.js';
 import { makeRunDir } from './common.js';
 
 export interface DriftVsHorizonOptions {
@@ -36,6 +36,7 @@ export interface DriftVsHorizonOptions {
 export const HORIZON_FRAMES = [10, 100, 1000, 10000];
 
 export async function driftVsHorizon(o: DriftVsHorizonOptions): Promise<{ dir: string; table: string; summary: Record<string, any> }> {
+  checkEta(o.eta ?? VIDEO_ETA); // before the run folder is made
   const run = await makeRunDir(o.root, 'drift-vs-horizon', o.seed, o);
   const correctors = o.correctors ?? DEFAULT_CORRECTORS;
   const r = await runDriftStudy({

@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { initBackend, BackendName } from '../backend.js';
 import { SAMPLERS } from '../diffusion/samplers.js';
-import { VIDEO_ETA, checkEta } from '../video/sample-clip.js';
+import { VIDEO_ETA } from '../video/sample-clip.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
 import { resolveCorrectors } from '../drift/external.js';
 import { DEFAULT_CORRECTORS, runDriftStudy } from '../drift/study.js';
@@ -51,7 +51,7 @@ export const driftCommand: CommandModule<any, any> = {
     const r = await runDriftStudy({
       ckpt: a.ckpt, correctors, correctorConfig: parseCorrectorConfig(a.correctorConfig),
       horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), out: a.out, resume: a.resume,
-      context: a.context, chunk: positiveInt('chunk', a.chunk), sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: checkEta(a.eta), seed: a.seed,
+      context: a.context, chunk: positiveInt('chunk', a.chunk), sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: a.eta, seed: a.seed,
       engine: a.engine, threads: a.threads, fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons),
       frechetBin: a.frechetBin === undefined ? undefined : positiveInt('frechet-bin', a.frechetBin),
       reportFrames: parseIntList('report-frames', a.reportFrames, 1), refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips),

@@ -10,7 +10,7 @@ import { parseCorrectorConfig, positiveInt } from './common.js';
 import { parseIntList } from './drift.js';
 import { listCorrectors } from '../drift/correctors/index.js';
 import { resolveCorrectors } from '../drift/external.js';
-import { VIDEO_ETA, checkEta } from '../video/sample-clip.js';
+import { VIDEO_ETA } from '../video/sample-clip.js';
 
 const list = (s: string) => String(s).split(',').map((v) => Number(v.trim())).filter((v) => Number.isFinite(v));
 const log = (l: string) => process.stderr.write(`${l}\n`);
@@ -112,7 +112,7 @@ const driftVsHorizon: CommandModule<any, any> = {
     const { DEFAULT_VIDEO_CKPT } = await import('./demo.js');
     const r = await run({
       ckpt: a.ckpt ?? DEFAULT_VIDEO_CKPT, correctors: await resolveCorrectors(String(a.correctors).split(',').map((s) => s.trim()).filter(Boolean)),
-      horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), eta: checkEta(a.eta), chunk: positiveInt('chunk', a.chunk), seed: a.seed,
+      horizon: positiveInt('horizon', a.horizon), rollouts: positiveInt('rollouts', a.rollouts), steps: positiveInt('steps', a.steps), eta: a.eta, chunk: positiveInt('chunk', a.chunk), seed: a.seed,
       engine: a.engine, root: a.root, refFrames: positiveInt('ref-frames', a.refFrames), refClips: positiveInt('ref-clips', a.refClips), log,
       correctorConfig: parseCorrectorConfig(a.correctorConfig), fvdHorizons: parseIntList('fvd-horizons', a.fvdHorizons), fitClips: positiveInt('fit-clips', a.fitClips),
     });

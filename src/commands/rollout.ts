@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { initBackend, BackendName } from '../backend.js';
 import { loadPipeline } from '../diffusion/pipeline.js';
 import { SAMPLERS } from '../diffusion/samplers.js';
-import { VIDEO_ETA, checkEta } from '../video/sample-clip.js';
+import { VIDEO_ETA } from '../video/sample-clip.js';
 import { ENGINE_CHOICES } from '../engine/select.js';
 import { chain, listCorrectors, makeCorrector } from '../drift/correctors/index.js';
 import { correctorContext } from '../drift/context.js';
@@ -85,7 +85,7 @@ export const rolloutCommand: CommandModule<any, any> = {
       }
       const r = await rollout({
         pipeline: p, corrector: chain(cs), out: a.out, resume: a.resume, checkpoint: a.ckpt, correctorRng: rng,
-        rollouts: a.rollouts, horizon: a.horizon, context: K, chunk: a.chunk, sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: checkEta(a.eta), seed: a.seed,
+        rollouts: a.rollouts, horizon: a.horizon, context: K, chunk: a.chunk, sampler: a.sampler, steps: positiveInt('steps', a.steps), eta: a.eta, seed: a.seed,
       });
       process.stdout.write(`${a.rollouts} rollouts to frame ${r.frames} (${names.join(',')}) in ${r.seconds.toFixed(1)} s -> ${a.out}/ (frames.npy, truth.npy: uint8 [T,N,S,S])\n`);
       if (a.video) await writeRolloutVideo(a.out, a.video, positiveInt('video-frames', a.videoFrames), a.fps);

@@ -50,7 +50,7 @@ export const sampleVideoCommand: CommandModule<any, any> = {
     .option('fps', { type: 'number', default: 4, describe: 'frames per second of the GIF/MP4' })
     .option('mp4', { type: 'boolean', default: false, describe: 'also write an MP4 (needs ffmpeg: ffmpeg-static, FFMPEG_PATH or PATH)' }),
   handler: async (a) => {
-    const N = positiveInt('clips', a.clips), steps = positiveInt('steps', a.steps);
+    const N = positiveInt('clips', a.clips), steps = positiveInt('steps', a.steps), eta = checkEta(a.eta);
     if (fs.existsSync(a.out) && fs.readdirSync(a.out).length > 0) throw new DriftlabError(`${a.out} is not empty; choose a new --out folder`);
     await initBackend(a.backend as BackendName);
     const p = await loadPipeline(a.ckpt, 'ema', { engine: a.engine, threads: a.threads });
@@ -79,7 +79,7 @@ export const sampleVideoCommand: CommandModule<any, any> = {
       for (let n = 0; n < N; n++) context.set(truth.subarray(n * F * S * S, (n * F + K) * S * S), n * K * S * S);
       const t0 = performance.now();
       const gen = await continueClips(p.net, p.schedule, p.config.objective.prediction, context, N, K, F, S, {
-        sampler: a.sampler, steps, eta: checkEta(a.eta), clipX0: true, rng: new Rng(a.seed).fork('sample-video'),
+        sampler: a.sampler, steps, eta, clipX0: true, rng: new Rng(a.seed).fork('sample-video'),
       });
       const seconds = (performance.now() - t0) / 1000;
       const full = truth.slice(); // context frames as given, then the generated ones
@@ -91,7 +91,7 @@ export const sampleVideoCommand: CommandModule<any, any> = {
       const to01 = (v: Float32Array) => Float32Array.from(v, (x) => Math.max(0, Math.min(1, (x + 1) / 2)));
       const m = frameMetrics({ data: to01(full), n: N, t: F, h: S, w: S }, { data: to01(truth), n: N, t: F, h: S, w: S });
       const run = {
-        checkpoint: path.resolve(a.ckpt), clips: N, frames: F, context: K, sampler: a.sampler, steps, eta: checkEta(a.eta), seed: a.seed,
+        checkpoint: path.resolve(a.ckpt), clips: N, frames: F, context: K, sampler: a.sampler, steps, eta, seed: a.seed,
         source: a.source, engine: p.engine.line, seconds, perFrame: { mse: m.mse, ssim: m.ssim },
         note: 'frames 0..K-1 are the given context; metrics against the ground-truth continuation, pixel range [0,1]',
       };

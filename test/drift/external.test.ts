@@ -184,4 +184,19 @@ test('--resume continues with the same module file and refuses a changed one, le
   for (const [f, bytes] of before) assert.ok(fs.readFileSync(path.join(out, f)).equals(bytes), `${f} changed by the refused resume`);
 });
 
+test('--eta outside [0, 1]: one error line from every rollout command, nothing written; the video default is eta 1', async () => {
+  await tiny.pipeline();
+  for (const eta of ['1.5']) { // below 0 and NaN: test/drift/study.test.ts
+    const out = path.join(dir, `eta${eta}`);
+    expectError(cli(...rolloutArgs(out, 'none', 2, '--eta', eta)), /--eta must be a number in \[0, 1\]/, `rollout --eta ${eta}`);
+    expectError(cli('drift', '--ckpt', tiny.ckpt, '--out', out, '--correctors', 'none', '--engine', 'tfjs', '--backend', 'wasm', '--eta', eta), /--eta must be a number in \[0, 1\]/, `drift --eta ${eta}`);
+    expectError(cli('sample-video', '--ckpt', tiny.ckpt, '--out', out, '--engine', 'tfjs', '--backend', 'wasm', '--eta', eta), /--eta must be a number in \[0, 1\]/, `sample-video --eta ${eta}`);
+    expectError(cli('experiment', 'drift-vs-horizon', '--ckpt', tiny.ckpt, '--root', out, '--engine', 'tfjs', '--backend', 'wasm', '--eta', eta), /--eta must be a number in \[0, 1\]/, `drift-vs-horizon --eta ${eta}`);
+    assert.not.ok(fs.existsSync(out), `--eta ${eta} left ${out} behind`);
+  }
+  const out = path.join(dir, 'eta-default');
+  assert.is(cli(...rolloutArgs(out, 'none')).code, 0);
+  assert.is(JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8')).eta, 1);
+});
+
 test.run();

@@ -13,9 +13,9 @@
  * reconstruction linear in the output, x^a_0 = a z + b out (samplers.ts x0Coefficients),
  *   || x^a - x^a_0 ||^2 = b^2 || out - (x^a - a z^a_t) / b ||^2   on the context rows,
  * a weighted MSE against a fixed target, and the target rows' gradient is b^2 rows D times the
- * graph's (its mean over rows x D pixels). On tfjs, tf.grad (CorrectorContext.differentiable). Needs non-causal temporal attention (with a causal
- * mask, without temporal attention or with concat conditioning the gradient is zero, and the
- * corrector refuses such a model with one line). The model must also have learned to denoise its
+ * graph's (its mean over rows x D pixels). On tfjs, tf.grad (CorrectorContext.differentiable).
+ * Needs non-causal temporal attention (with a causal mask, without temporal attention or with
+ * concat conditioning the gradient is zero, and the corrector refuses such a model with one line). The model must also have learned to denoise its
  * context: one trained without joint windows (train-video --joint, training.joint 0) is refused
  * unless {"force": true}. Config: {"scale": 2}.
  */
