@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineChoice, EngineOptions, createEngine } from '../engine/select.js';
-import { OnnxInputGradSession } from '../engine/onnx-train.js';
+import type { OnnxInputGradSession } from '../engine/onnx-train.js';
 import { DriftlabError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { CheckpointConfig, loadCheckpoint } from './checkpoint.js';
@@ -57,7 +57,8 @@ export async function loadPipeline(dir: string, weights: 'ema' | 'model' = 'ema'
   }
   const grads = new Map<number, Promise<OnnxInputGradSession>>();
   const inputGrad = (rows: number) => {
-    if (!grads.has(rows)) grads.set(rows, OnnxInputGradSession.create(ck.config.model, model.layout, flat, rows, ck.config.model.video?.frames, { threads: o.threads }));
+    // loaded on first use: only in-loop guidance on onnx needs the training engine's graphs
+    if (!grads.has(rows)) grads.set(rows, import('../engine/onnx-train.js').then((m) => m.OnnxInputGradSession.create(ck.config.model, model.layout, flat, rows, ck.config.model.video?.frames, { threads: o.threads })));
     return grads.get(rows)!;
   };
   return {
