@@ -100,10 +100,10 @@ export function validateSelfContext(c: SelfContextConfig, checkpointEvery: numbe
   if (!SELF_CONTEXT_TARGETS.includes(c.target)) throw new DriftlabError(`--self-context-target must be one of ${SELF_CONTEXT_TARGETS.join(', ')}, got ${c.target}`);
 }
 
-/** The first A true frames of pool clips c0..c0+B-1 as [B, A, S, S] floats. */
-function anchorsOf(truth: Uint8Array, c0: number, B: number, A: number, T: number, fr: number): Float32Array {
-  const out = new Float32Array(B * A * fr);
-  for (let b = 0; b < B; b++) out.set(fromU8(truth.subarray((c0 + b) * T * fr, ((c0 + b) * T + A) * fr)), b * A * fr);
+/** The first n true frames of pool clips c0..c0+B-1 as [B, n, S, S] floats (8-bit, as a rollout holds them). */
+function firstFrames(truth: Uint8Array, c0: number, B: number, n: number, T: number, fr: number): Float32Array {
+  const out = new Float32Array(B * n * fr);
+  for (let b = 0; b < B; b++) out.set(fromU8(truth.subarray((c0 + b) * T * fr, ((c0 + b) * T + n) * fr)), b * n * fr);
   return out;
 }
 
@@ -236,11 +236,11 @@ export class SelfContextPool {
         for (let c0 = 0; c0 < M; c0 += CHUNK) {
           const B = Math.min(CHUNK, M - c0);
           // the last K frames of every clip, as a rollout holds them (8-bit)
-          const ctx = new Float32Array(B * K * fr);
-          for (let b = 0; b < B; b++) ctx.set(fromU8(truth.subarray((c0 + b) * T * fr, ((c0 + b) * T + K) * fr)), b * K * fr);
+          const ctx = firstFrames(truth, c0, B, K, T, fr);
+          // an anchored model also sees the given context's first A frames, as a rollout shows them
+          const anchors = A ? firstFrames(truth, c0, B, A, T, fr) : null;
           for (let i = 0; i < L; i++) {
-            // an anchored model also sees the given context's first A frames, as a rollout shows them
-            const seen = A ? withAnchors(anchorsOf(truth, c0, B, A, T, fr), ctx, B, A, K, fr) : ctx;
+            const seen = anchors ? withAnchors(anchors, ctx, B, A, K, fr) : ctx;
             const out = await continueClips(engine.net, this.m.schedule, this.m.prediction, seen, B, A + K, F, S, { sampler: 'ddim', steps: this.cfg.steps, eta: 0, clipX0: true, rng, anchors: A });
             for (let b = 0; b < B; b++) {
               const u = toU8(out.subarray(b * N * fr, (b * N + 1) * fr)); // the first target, as a rollout with chunk 1 keeps it
