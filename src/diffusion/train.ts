@@ -56,6 +56,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     label: `train ${preset.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize,
     total: tc.epochs ? Math.ceil((tc.epochs * opts.data.n) / tc.batchSize) : tc.steps,
     out: opts.out, resume: opts.resume, overwrite: opts.overwrite, workers: opts.workers, backend: opts.backend,
-    engine: opts.engine, threads: opts.threads, device: opts.device, minutes: opts.minutes, quiet: opts.quiet, onStep: opts.onStep,
+    engine: opts.engine, threads: opts.threads, device: opts.device, minutes: opts.minutes, quiet: opts.quiet, onStep: opts.onStep, prefetch: opts.prefetch,
   });
 }

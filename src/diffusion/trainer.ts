@@ -59,6 +59,8 @@ export interface RunCommon {
   quiet?: boolean;
   /** called after each step (tests) */
   onStep?: (step: number, loss: number) => void;
+  /** draw the next batch while the engine runs a step (default true; false is the tests' oracle: the same bytes) */
+  prefetch?: boolean;
 }
 
 export interface RunOptions extends RunCommon {
@@ -162,11 +164,16 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   const deadline = o.minutes ? started + o.minutes * 60_000 : Infinity;
   const losses: number[] = [];
   let lastSaved = step;
+  // the next step's batch, drawn while the engine ran the current step (see the loop), and the
+  // state of the stream and the rng before it was drawn: what a checkpoint after this step records
+  let ahead: TrainBatch | null = null;
+  let held: { rng: ReturnType<Rng['getState']>; data: unknown } | null = null;
   const save = async () => {
     const s = engine.state();
     await saveCheckpoint(out, {
       config, params: s.params, ema: s.ema, optimizer: { m: s.m, v: s.v },
-      trainState: { step, adamStep: s.adamStep, rng: rng.getState(), data: o.stream.state(), savedAt: new Date().toISOString() },
+      // with a prefetched batch in hand, the stream's and rng's state from before it was drawn
+      trainState: { step, adamStep: s.adamStep, rng: held?.rng ?? rng.getState(), data: held?.data ?? o.stream.state(), savedAt: new Date().toISOString() },
     });
     lastSaved = step;
   };
@@ -186,9 +193,24 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     if (o.refresh && step < o.total) await refresh();
     while (step < o.total) {
       const t0 = performance.now();
-      const batch = o.stream.next(rng);
+      const batch = ahead ?? o.stream.next(rng);
+      ahead = null;
+      held = null;
       const lr = lrAt(h, step, o.total);
-      const { loss, gradNorm: norm } = await engine.step(batch, { lr, gradClip: h.gradClip, emaDecay: h.emaDecay });
+      const pending = engine.step(batch, { lr, gradClip: h.gradClip, emaDecay: h.emaDecay });
+      // Draw the next batch while the engine works (worker threads or onnxruntime's pool leave the
+      // main thread idle): the draws come in the same order, so the stream is the same byte for
+      // byte. Not before a refresh, whose pool the next batch must come from.
+      if ((o.prefetch ?? true) && step + 1 < o.total && !(o.refresh && (step + 1) % o.refresh.every === 0)) {
+        held = { rng: rng.getState(), data: structuredClone(o.stream.state()) };
+        try {
+          ahead = o.stream.next(rng);
+        } catch (e) {
+          await pending.catch(() => undefined);
+          throw e;
+        }
+      }
+      const { loss, gradNorm: norm } = await pending;
       if (!Number.isFinite(loss)) {
         throw new DriftlabError(`loss became ${loss} at step ${step + 1}; stopped. The last good checkpoint (step ${lastSaved}) is kept in ${out}. Try a lower --lr`);
       }

@@ -104,7 +104,7 @@ export async function trainVideo(o: TrainVideoOptions): Promise<TrainResult> {
     label: `train-video ${p.name}`, config, hyper: tc, stream, itemsPerStep: tc.batchSize * v.frames, total: tc.steps,
     out: o.out, resume: o.resume, overwrite: o.overwrite, workers: o.workers, backend: o.backend, minutes: o.minutes,
     engine: o.engine, threads: o.threads, device: o.device,
-    quiet: o.quiet, onStep: o.onStep, initFrom, checks: [contextCheck(p, o.checkEvery ?? tc.checkpointEvery), trackingCheck(p, o.rolloutCheckEvery ?? ROLLOUT_CHECK_EVERY)].filter((c): c is TrainCheck => !!c),
+    quiet: o.quiet, onStep: o.onStep, prefetch: o.prefetch, initFrom, checks: [contextCheck(p, o.checkEvery ?? tc.checkpointEvery), trackingCheck(p, o.rolloutCheckEvery ?? ROLLOUT_CHECK_EVERY)].filter((c): c is TrainCheck => !!c),
     ...(pool ? { refresh: { every: tc.selfContext!.every, run: (ema: Float32Array, step: number) => pool.ensure(ema, step, o.out) } } : {}),
   });
 }

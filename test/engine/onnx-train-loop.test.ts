@@ -113,6 +113,28 @@ test('video (mmnist-tiny): 10 steps on onnx, resumed on tfjs to 20, equals the u
   assert.ok(relL2(ck.params, ref.params) < 1e-4, `video params differ by ${relL2(ck.params, ref.params)}`);
 });
 
+test('prefetching the next batch while the engine runs changes no byte: the same losses, weights and saved state; a checkpoint taken with a batch in hand resumes exactly', async () => {
+  await ready();
+  const o = { ...common, workers: 2, engine: 'onnx' as const, checkEvery: 0, rolloutCheckEvery: 0 };
+  const plain = await trainVideo({ preset: tinyVideoPreset(12, 5), out: path.join(dir, 'pf-off'), prefetch: false, ...o });
+  const snap = path.join(dir, 'pf-snap');
+  const ahead = await trainVideo({
+    preset: tinyVideoPreset(12, 5), out: path.join(dir, 'pf-on'), ...o,
+    // the step-5 checkpoint was written while step 6's batch was already drawn
+    onStep: (step) => { if (step === 6) fs.cpSync(path.join(dir, 'pf-on'), snap, { recursive: true }); },
+  });
+  assert.equal(ahead.losses, plain.losses);
+  const a = await loadCheckpoint(path.join(dir, 'pf-on'), { optimizer: true }), b = await loadCheckpoint(path.join(dir, 'pf-off'), { optimizer: true });
+  assert.ok(a.params.every((v, i) => v === b.params[i]), 'weights differ with prefetching');
+  assert.equal(a.trainState, { ...b.trainState!, savedAt: a.trainState!.savedAt });
+  const mid = await loadCheckpoint(snap, { optimizer: true });
+  assert.is(mid.trainState!.step, 5);
+  const rest = await trainVideo({ preset: tinyVideoPreset(12, 5), out: snap, resume: true, ...o });
+  assert.equal([...plain.losses.slice(0, 5), ...rest.losses], plain.losses);
+  const c = await loadCheckpoint(snap);
+  assert.ok(c.params.every((v, i) => v === b.params[i]), 'the run resumed from a checkpoint taken with a batch in hand differs');
+});
+
 test('--engine auto trains on onnx here and says so in one line; --device cuda without its provider is one clear error', async () => {
   await ready();
   const c = getPreset('mnist-tiny');
