@@ -5,10 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { tinyVideoPipeline } from '../helpers/video.js';
-import { rejectsDriftlab, tempDir } from '../helpers/common.js';
+import { rejectsDriftlab, tempDir, throwsDriftlab } from '../helpers/common.js';
 import { clipWindow } from '../../src/video/clips.js';
 import { rollout } from '../../src/video/rollout.js';
 import type { Pipeline } from '../../src/diffusion/pipeline.js';
@@ -70,6 +71,16 @@ test('no gradient reaches the rollout: collection runs tape-off on host arrays; 
   assert.instance(pairs.targets, Float32Array);
   assert.is(pairs.count, 12);
   assert.is(pairs.inputs.length, 12 * S * S * (K + 1));
+  // the rollouts' eta reaches the sampler: eta 1 draws other frames than the default eta 0
+  const collect = (eta?: number) => collectPairs(clipSet(p, 4, 6, 'train'), {
+    net: p.net, schedule: p.schedule, prediction: p.config.objective.prediction, frames: F, contextFrames: K, size: S,
+    params: null, net2: c.net, clipIndices: [0, 1], rolloutFrames: 2, steps: 2, sampler: 'ddim', rng: new Rng(1), ...(eta === undefined ? {} : { eta }),
+  });
+  const [e0, e0b, e1] = [await collect(), await collect(0), await collect(1)];
+  assert.equal(Array.from(e0.inputs), Array.from(e0b.inputs));
+  assert.ok(e1.inputs.some((v, i) => v !== e0.inputs[i]), 'eta 1 gave the same rollouts as eta 0');
+  assert.is(new ControllerCorrector(ctxOf(p)).fitCfg.eta, 1, 'the fit collects at the rollouts\' default eta');
+  throwsDriftlab(() => new ControllerCorrector(ctxOf(p), { eta: -0.5 }), /controller: "eta" must be a DDIM eta in \[0, 1\], got -0.5/);
 
   // (b) gradients of the controller's one-step loss over ALL trainable variables, the video
   // model's included: only the controller's variables get one
@@ -170,6 +181,16 @@ test('save/load round trip; a folder fitted for another model or frame size is r
   await rejectsDriftlab(makeCorrector('controller', ctxOf(p, { modelId: '0123456789abcdef' })).load!(out), /^\S+: corrector folder fitted for another model/);
   await rejectsDriftlab(makeCorrector('controller', ctxOf(p, { size: 32 })).load!(out), /corrector folder fitted for another model/);
   await rejectsDriftlab(makeCorrector('controller', ctxOf(p)).load!(path.join(dir, 'nothing-here')), /holds no fitted controller/);
+  // a folder fitted before "eta" existed collected its rollouts at eta 0
+  assert.is(JSON.parse(fs.readFileSync(path.join(out, 'controller.json'), 'utf8')).fit.eta, c.fitCfg.eta);
+  const legacy = path.join(dir, 'fitted-legacy');
+  fs.cpSync(out, legacy, { recursive: true });
+  const meta = JSON.parse(fs.readFileSync(path.join(legacy, 'controller.json'), 'utf8'));
+  delete meta.fit.eta;
+  fs.writeFileSync(path.join(legacy, 'controller.json'), JSON.stringify(meta));
+  const old = makeCorrector('controller', ctxOf(p), { dir: legacy }) as ControllerCorrector;
+  await old.load!(legacy);
+  assert.is(old.fitCfg.eta, 0);
   // and it drives a real rollout
   const rng = new Rng(1).fork('corrector');
   const r = await rollout({

@@ -216,6 +216,9 @@ test('kalman is registered; unfitted use and bad settings are one-line errors', 
   throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rMeasure: -1 }), /"rMeasure" must be a positive number or "model"/);
   throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rMeasure: 'data' }), /"rMeasure" must be a positive number or "model", got "data"/);
   throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rClips: 0 }), /"rClips" must be a positive integer/);
+  assert.is(c.cfg.rEta, 1, 'R is measured at the rollouts\' default eta');
+  throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rEta: 1.5 }), /"rEta" must be a DDIM eta in \[0, 1\], got 1.5/);
+  throwsDriftlab(() => new KalmanCorrector(ctxOf(), { rEta: 'x' }), /"rEta" must be a DDIM eta in \[0, 1\], got "x"/);
 });
 
 test('the corrector keeps shapes and the [-1,1] range and is deterministic under a seed', async () => {
@@ -373,6 +376,21 @@ test('rMeasure "model" with a real (tiny) video model: continues real windows an
     const again = new KalmanCorrector(correctorContext(p, new Rng(0)), { d: 12, rMeasure: 'model', rClips: 4, rSteps: 2 });
     await again.fit(train, { seed: 5 });
     assert.equal(again.info!.measurement!.diag, m.diag, 'same seed, same R');
+    assert.is(m.sampler, 'ddim 2 steps, eta 1');
+    // R is measured with the sampler the rollouts use: deterministic DDIM gives other frames, another R
+    const det = new KalmanCorrector(correctorContext(p, new Rng(0)), { d: 12, rMeasure: 'model', rClips: 4, rSteps: 2, rEta: 0 });
+    await det.fit(train, { seed: 5 });
+    assert.is(det.info!.measurement!.sampler, 'ddim 2 steps, eta 0');
+    assert.ok(det.info!.measurement!.diag.some((v, i) => Math.abs(v - m.diag[i]) > 1e-6 * m.diag[i]), 'eta 0 and eta 1 measured the same R');
+    // a folder fitted before rEta existed (its config has none) was measured at eta 0
+    const dir = tempDir('driftlab-kalman-legacy-');
+    await c.save(dir);
+    const jp = path.join(dir, 'kalman.json'), meta = JSON.parse(fs.readFileSync(jp, 'utf8'));
+    delete meta.config.rEta;
+    fs.writeFileSync(jp, JSON.stringify(meta));
+    const old = new KalmanCorrector(correctorContext(p, new Rng(0)), { dir });
+    await old.load(dir);
+    assert.is(old.cfg.rEta, 0);
   } finally {
     await p.dispose();
   }

@@ -18,7 +18,7 @@
  * inputs come from rollouts it steered.
  *
  * Config: {"dir": fitted folder, "rounds": 3, "rolloutFrames": 6, "clips": 24, "epochs": 8,
- * "lr": 2e-3, "batch": 32, "steps": 10, "sampler": "ddim", "k": model K, "hidden": 16,
+ * "lr": 2e-3, "batch": 32, "steps": 10, "sampler": "ddim", "eta": 1, "k": model K, "hidden": 16,
  * "layers": 3, "weightDecay": 0}. Saved as controller.safetensors + controller.json.
  */
 import * as fs from 'node:fs';
@@ -28,7 +28,7 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import type { Denoiser, SamplerName } from '../../diffusion/samplers.js';
 import type { Prediction } from '../../diffusion/objective.js';
 import type { Schedule } from '../../diffusion/schedule.js';
-import { continueClips } from '../../video/sample-clip.js';
+import { VIDEO_ETA, continueClips } from '../../video/sample-clip.js';
 import { DriftlabError } from '../../util/errors.js';
 import { Rng } from '../../util/rng.js';
 import {
@@ -51,10 +51,15 @@ export interface ControllerFitConfig {
   /** denoising steps and sampler of the collection rollouts */
   steps: number;
   sampler: SamplerName;
+  /**
+   * DDIM eta of the collection rollouts (default VIDEO_ETA, the rollouts' default: the controller
+   * learns to correct the frames it will see). Fits made before this setting existed ran at eta 0.
+   */
+  eta: number;
 }
 
 export const DEFAULT_FIT: ControllerFitConfig = {
-  rounds: 3, rolloutFrames: 6, clips: 24, epochs: 8, lr: 2e-3, batch: 32, weightDecay: 0, steps: 10, sampler: 'ddim',
+  rounds: 3, rolloutFrames: 6, clips: 24, epochs: 8, lr: 2e-3, batch: 32, weightDecay: 0, steps: 10, sampler: 'ddim', eta: VIDEO_ETA,
 };
 
 const FORMAT = 'driftlab-controller-1';
@@ -69,6 +74,8 @@ export interface CollectOptions {
   /** the controller applied online (null = identity) and its architecture */
   params: ControllerParams | null; net2: ControllerNetConfig;
   clipIndices: number[]; rolloutFrames: number; steps: number; sampler: SamplerName; rng: Rng;
+  /** DDIM eta of the rollouts (default 0) */
+  eta?: number;
 }
 
 /**
@@ -90,7 +97,7 @@ export async function collectPairs(clips: ClipSet, o: CollectOptions): Promise<P
   for (let j = 0; j < R; j++) {
     const last = hist.slice(-Kr), ctx = new Float32Array(n * Kr * fr);
     for (let b = 0; b < n; b++) for (let t = 0; t < Kr; t++) ctx.set(last[t].subarray(b * fr, (b + 1) * fr), (b * Kr + t) * fr);
-    const gen = await continueClips(o.net, o.schedule, o.prediction, ctx, n, Kr, F, S, { sampler: o.sampler, steps: o.steps, clipX0: true, rng: o.rng });
+    const gen = await continueClips(o.net, o.schedule, o.prediction, ctx, n, Kr, F, S, { sampler: o.sampler, steps: o.steps, eta: o.eta ?? 0, clipX0: true, rng: o.rng });
     const frame = new Float32Array(n * fr);
     for (let b = 0; b < n; b++) frame.set(gen.subarray(b * (F - Kr) * fr, (b * (F - Kr) + 1) * fr), b * fr);
     const x = stackInput(frame, hist.slice(-k), n, S, k);
@@ -149,7 +156,9 @@ export class ControllerCorrector implements DriftCorrector {
       clips: int('clips', config.clips ?? DEFAULT_FIT.clips, 1), epochs: int('epochs', config.epochs ?? DEFAULT_FIT.epochs, 1),
       lr: pos('lr', config.lr ?? DEFAULT_FIT.lr), batch: int('batch', config.batch ?? DEFAULT_FIT.batch, 1),
       weightDecay: Number(config.weightDecay ?? DEFAULT_FIT.weightDecay), steps: int('steps', config.steps ?? DEFAULT_FIT.steps, 1), sampler,
+      eta: Number(config.eta ?? DEFAULT_FIT.eta),
     };
+    if (!(this.fitCfg.eta >= 0 && this.fitCfg.eta <= 1)) throw new DriftlabError(`controller: "eta" must be a DDIM eta in [0, 1], got ${JSON.stringify(config.eta)}`);
     if (!(this.fitCfg.weightDecay >= 0)) throw new DriftlabError(`controller: "weightDecay" must be >= 0, got ${config.weightDecay}`);
     this.params = initControllerParams(this.net, new Rng(0).fork('controller-init'));
   }
@@ -191,7 +200,7 @@ export class ControllerCorrector implements DriftCorrector {
         const pairs = await collectPairs(clips, {
           net: c.net, schedule: c.schedule, prediction: c.prediction, frames: c.frames, contextFrames: c.contextFrames, size: S,
           params: r === 1 ? null : this.params, net2: this.net, clipIndices: idx, rolloutFrames: f.rolloutFrames,
-          steps: f.steps, sampler: f.sampler, rng: root.fork(`rollouts-${r}`),
+          steps: f.steps, sampler: f.sampler, eta: f.eta, rng: root.fork(`rollouts-${r}`),
         });
         const identity = initControllerParams(this.net, new Rng(0));
         const onId = evalLoss(identity, this.net, pairs.inputs, pairs.targets, S);
@@ -240,7 +249,8 @@ export class ControllerCorrector implements DriftCorrector {
     }
     this.net = net;
     this.params = params;
-    this.fitCfg = { ...this.fitCfg, ...(meta.fit ?? {}) };
+    // fits from before "eta" existed collected their rollouts at eta 0
+    this.fitCfg = { ...this.fitCfg, eta: 0, ...(meta.fit ?? {}) };
     this.stats = Array.isArray(meta.rounds) ? meta.rounds : [];
     this.fitted = Boolean(meta.fitted);
     this.dir = dir;

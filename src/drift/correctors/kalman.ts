@@ -12,11 +12,11 @@
  * W1, W2, Qz: ridge least squares on consecutive latents of real clips (kalman-math.ts);
  * R = rMeasure * I, or with rMeasure "model" the diagonal of the model's own errors in the
  * latent, E[(U'(xhat - x))^2], over frames it generates from real context windows at fit time
- * (rClips windows, DDIM rSteps steps); P0 = the steady-state filtered covariance (the filter is
+ * (rClips windows, DDIM rSteps steps at eta rEta: the rollouts' sampler); P0 = the steady-state filtered covariance (the filter is
  * time-invariant from the first generated frame). One filter per rollout; the covariance
  * recursion never sees the measurements, so one P serves all N rollouts.
  *
- * Config: {"d": 24, "rMeasure": "model" | a number, "rClips": 32, "rSteps": 10, "ridge": 1e-3,
+ * Config: {"d": 24, "rMeasure": "model" | a number, "rClips": 32, "rSteps": 10, "rEta": 1, "ridge": 1e-3,
  * "dir": fitted folder}. With "dir", an explicit numeric rMeasure replaces the fitted R (and P0
  * is recomputed); d must match the folder.
  * Saved as kalman.json (config, sizes, model id, fit info) + kalman.safetensors (F64 mean, U,
@@ -33,7 +33,7 @@ import {
 } from '../kalman-math.js';
 import { Pca, fitPca, project } from '../pca.js';
 import { registerCorrector } from '../registry.js';
-import { continueClips } from '../../video/sample-clip.js';
+import { VIDEO_ETA, continueClips } from '../../video/sample-clip.js';
 import { Rng } from '../../util/rng.js';
 
 export interface KalmanConfig {
@@ -47,6 +47,12 @@ export interface KalmanConfig {
   /** with rMeasure "model": real windows the model continues, and its DDIM steps per window */
   rClips: number;
   rSteps: number;
+  /**
+   * and its DDIM eta (default VIDEO_ETA, the rollouts' default): R is the error of the frames the
+   * filter will see, so it is measured with the sampler they come from. Fits made before this
+   * setting existed ran at eta 0 and are read as such.
+   */
+  rEta: number;
   /** relative ridge of the least-squares fit of the dynamics (fraction of the mean eigenvalue of X'X) */
   ridge: number;
 }
@@ -55,7 +61,7 @@ export interface KalmanConfig {
  * rMeasure defaults to "model": a fixed R = 0.05 I left the filter a no-op on the shipped model,
  * whose measured latent errors are ~76x larger (docs/EXPERIMENTS.md, the demo table)
  */
-export const KALMAN_DEFAULTS: KalmanConfig = { d: 24, rMeasure: 'model', rClips: 32, rSteps: 10, ridge: 1e-3 };
+export const KALMAN_DEFAULTS: KalmanConfig = { d: 24, rMeasure: 'model', rClips: 32, rSteps: 10, rEta: VIDEO_ETA, ridge: 1e-3 };
 /** order of the latent autoregression: the state is [z_t, z_{t-1}] */
 export const ORDER = 2;
 const FORMAT = 'driftlab-kalman-1';
@@ -186,19 +192,21 @@ export async function fitKalmanModel(
 const isInt = (v: number, min: number) => Number.isInteger(v) && v >= min;
 
 function parseConfig(config: Record<string, unknown>): { cfg: KalmanConfig; dir?: string } {
-  const known = ['d', 'rMeasure', 'rClips', 'rSteps', 'ridge', 'dir'];
+  const known = ['d', 'rMeasure', 'rClips', 'rSteps', 'rEta', 'ridge', 'dir'];
   for (const key of Object.keys(config)) if (!known.includes(key)) throw new DriftlabError(`kalman: unknown setting "${key}"; known: ${known.join(', ')}`);
   const d = Number(config.d ?? KALMAN_DEFAULTS.d), ridge = Number(config.ridge ?? KALMAN_DEFAULTS.ridge);
   const rRaw = config.rMeasure ?? KALMAN_DEFAULTS.rMeasure;
   const rMeasure = rRaw === 'model' ? 'model' : Number(rRaw);
   const rClips = Number(config.rClips ?? KALMAN_DEFAULTS.rClips), rSteps = Number(config.rSteps ?? KALMAN_DEFAULTS.rSteps);
+  const rEta = Number(config.rEta ?? KALMAN_DEFAULTS.rEta);
   if (!isInt(d, 1)) throw new DriftlabError(`kalman: "d" must be a positive integer, got ${config.d}`);
   if (rMeasure !== 'model' && (!(rMeasure > 0) || !Number.isFinite(rMeasure))) throw new DriftlabError(`kalman: "rMeasure" must be a positive number or "model", got ${JSON.stringify(config.rMeasure)}`);
   if (!isInt(rClips, 1)) throw new DriftlabError(`kalman: "rClips" must be a positive integer, got ${config.rClips}`);
   if (!isInt(rSteps, 1)) throw new DriftlabError(`kalman: "rSteps" must be a positive integer, got ${config.rSteps}`);
+  if (!(rEta >= 0 && rEta <= 1)) throw new DriftlabError(`kalman: "rEta" must be a DDIM eta in [0, 1], got ${JSON.stringify(config.rEta)}`);
   if (!(ridge >= 0) || !Number.isFinite(ridge)) throw new DriftlabError(`kalman: "ridge" must be a number >= 0, got ${config.ridge}`);
   if (config.dir !== undefined && (typeof config.dir !== 'string' || config.dir === '')) throw new DriftlabError(`kalman: "dir" must be a folder path, got ${JSON.stringify(config.dir)}`);
-  return { cfg: { d, rMeasure, rClips, rSteps, ridge }, dir: config.dir as string | undefined };
+  return { cfg: { d, rMeasure, rClips, rSteps, rEta, ridge }, dir: config.dir as string | undefined };
 }
 
 export class KalmanCorrector implements DriftCorrector {
@@ -230,8 +238,8 @@ export class KalmanCorrector implements DriftCorrector {
     // the model continues real windows (rMeasure "model"); tests may pass their own generator
     const rng = new Rng(seed).fork('kalman-r');
     const gen: WindowGenerator = typeof opts.generate === 'function' ? (opts.generate as WindowGenerator)
-      : (ctx, n, k) => continueClips(c.net, c.schedule, c.prediction, ctx, n, k, c.frames, c.size, { sampler: 'ddim', steps: this.cfg.rSteps, clipX0: true, rng });
-    const r = await fitKalmanModel(clips, this.cfg, seed, { gen, K: c.contextFrames, F: c.frames, sampler: `ddim ${this.cfg.rSteps} steps, eta 0` });
+      : (ctx, n, k) => continueClips(c.net, c.schedule, c.prediction, ctx, n, k, c.frames, c.size, { sampler: 'ddim', steps: this.cfg.rSteps, eta: this.cfg.rEta, clipX0: true, rng });
+    const r = await fitKalmanModel(clips, this.cfg, seed, { gen, K: c.contextFrames, F: c.frames, sampler: `ddim ${this.cfg.rSteps} steps, eta ${this.cfg.rEta}` });
     this.model = r.model;
     this.info = r.info;
     const log = typeof opts.log === 'function' ? (opts.log as (s: string) => void) : null;
@@ -337,7 +345,8 @@ export class KalmanCorrector implements DriftCorrector {
     const pca: Pca = { D, d, mean: get('mean', [D]), U: get('U', [D, d]), variances: get('variances', [d]), totalVariance: Number(meta.totalVariance) };
     let ss: StateSpace = { n, m: d, A: get('A', [n, n]), Q: get('Q', [n, n]), H: newestLatentH(d, n), R: get('R', [d, d]) };
     let P0 = get('P0', [n, n]);
-    const fitted = { ...KALMAN_DEFAULTS, ...(meta.config ?? {}) } as KalmanConfig;
+    // fits from before rEta existed measured R at eta 0
+    const fitted = { ...KALMAN_DEFAULTS, rEta: 0, ...(meta.config ?? {}) } as KalmanConfig;
     if (this.explicit.has('rMeasure') && this.cfg.rMeasure !== fitted.rMeasure) {
       const r = this.cfg.rMeasure;
       if (r === 'model') throw new DriftlabError(`kalman: rMeasure "model" is measured when fitting; ${dir} was fitted with rMeasure ${fitted.rMeasure}: fit again with {"rMeasure": "model"}`);
