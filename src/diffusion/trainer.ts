@@ -200,7 +200,8 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       const pending = engine.step(batch, { lr, gradClip: h.gradClip, emaDecay: h.emaDecay });
       // Draw the next batch while the engine works (worker threads or onnxruntime's pool leave the
       // main thread idle): the draws come in the same order, so the stream is the same byte for
-      // byte. Not before a refresh, whose pool the next batch must come from.
+      // byte. Not before a refresh, whose pool the next batch must come from. (bench/ab-prefetch:
+      // no measurable speed-up on the 2-core VM yet, docs/BENCHMARKS.md.)
       if ((o.prefetch ?? true) && step + 1 < o.total && !(o.refresh && (step + 1) % o.refresh.every === 0)) {
         held = { rng: rng.getState(), data: structuredClone(o.stream.state()) };
         try {
