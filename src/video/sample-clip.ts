@@ -27,10 +27,13 @@ import { Rng } from '../util/rng.js';
  */
 export const VIDEO_ETA = 1;
 
-/** --eta checked: DDIM's eta interpolates deterministic (0) and DDPM-like (1) steps; beyond 1 the step's noise exceeds the posterior's. */
+/** A DDIM eta: it interpolates deterministic (0) and DDPM-like (1) steps; beyond 1 the step's noise exceeds the posterior's. */
+export const isEta = (n: number): boolean => Number.isFinite(n) && n >= 0 && n <= 1;
+
+/** --eta checked (isEta) */
 export function checkEta(v: unknown): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new DriftlabError(`--eta must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got ${v}`);
+  if (!isEta(n)) throw new DriftlabError(`--eta must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got ${v}`);
   return n;
 }
 

@@ -28,7 +28,7 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import type { Denoiser, SamplerName } from '../../diffusion/samplers.js';
 import type { Prediction } from '../../diffusion/objective.js';
 import type { Schedule } from '../../diffusion/schedule.js';
-import { VIDEO_ETA, continueClips } from '../../video/sample-clip.js';
+import { VIDEO_ETA, continueClips, isEta } from '../../video/sample-clip.js';
 import { DriftlabError } from '../../util/errors.js';
 import { Rng } from '../../util/rng.js';
 import {
@@ -158,7 +158,7 @@ export class ControllerCorrector implements DriftCorrector {
       weightDecay: Number(config.weightDecay ?? DEFAULT_FIT.weightDecay), steps: int('steps', config.steps ?? DEFAULT_FIT.steps, 1), sampler,
       eta: Number(config.eta ?? DEFAULT_FIT.eta),
     };
-    if (!(this.fitCfg.eta >= 0 && this.fitCfg.eta <= 1)) throw new DriftlabError(`controller: "eta" must be a DDIM eta in [0, 1], got ${JSON.stringify(config.eta)}`);
+    if (!isEta(this.fitCfg.eta)) throw new DriftlabError(`controller: "eta" must be a DDIM eta in [0, 1], got ${JSON.stringify(config.eta)}`);
     if (!(this.fitCfg.weightDecay >= 0)) throw new DriftlabError(`controller: "weightDecay" must be >= 0, got ${config.weightDecay}`);
     this.params = initControllerParams(this.net, new Rng(0).fork('controller-init'));
   }

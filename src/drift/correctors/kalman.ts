@@ -33,7 +33,7 @@ import {
 } from '../kalman-math.js';
 import { Pca, fitPca, project } from '../pca.js';
 import { registerCorrector } from '../registry.js';
-import { VIDEO_ETA, continueClips } from '../../video/sample-clip.js';
+import { VIDEO_ETA, continueClips, isEta } from '../../video/sample-clip.js';
 import { Rng } from '../../util/rng.js';
 
 export interface KalmanConfig {
@@ -203,7 +203,7 @@ function parseConfig(config: Record<string, unknown>): { cfg: KalmanConfig; dir?
   if (rMeasure !== 'model' && (!(rMeasure > 0) || !Number.isFinite(rMeasure))) throw new DriftlabError(`kalman: "rMeasure" must be a positive number or "model", got ${JSON.stringify(config.rMeasure)}`);
   if (!isInt(rClips, 1)) throw new DriftlabError(`kalman: "rClips" must be a positive integer, got ${config.rClips}`);
   if (!isInt(rSteps, 1)) throw new DriftlabError(`kalman: "rSteps" must be a positive integer, got ${config.rSteps}`);
-  if (!(rEta >= 0 && rEta <= 1)) throw new DriftlabError(`kalman: "rEta" must be a DDIM eta in [0, 1], got ${JSON.stringify(config.rEta)}`);
+  if (!isEta(rEta)) throw new DriftlabError(`kalman: "rEta" must be a DDIM eta in [0, 1], got ${JSON.stringify(config.rEta)}`);
   if (!(ridge >= 0) || !Number.isFinite(ridge)) throw new DriftlabError(`kalman: "ridge" must be a number >= 0, got ${config.ridge}`);
   if (config.dir !== undefined && (typeof config.dir !== 'string' || config.dir === '')) throw new DriftlabError(`kalman: "dir" must be a folder path, got ${JSON.stringify(config.dir)}`);
   return { cfg: { d, rMeasure, rClips, rSteps, rEta, ridge }, dir: config.dir as string | undefined };
